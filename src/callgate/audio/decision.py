@@ -1,0 +1,93 @@
+"""What a gate says about each frame, and the interface every gate shares."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+
+class GateState(enum.Enum):
+    """The speech gate's states. The allowed moves between them are in ``state_machine``."""
+
+    SILENCE = "silence"
+    MAYBE_SPEECH = "maybe_speech"
+    SPEECH = "speech"
+
+
+SILENCE = GateState.SILENCE
+MAYBE_SPEECH = GateState.MAYBE_SPEECH
+SPEECH = GateState.SPEECH
+
+
+@dataclass(frozen=True, slots=True)
+class FrameDecision:
+    """The gate's verdict on one analysis frame, with the numbers that led to it.
+
+    ``audio`` holds the PCM16 samples to send *now*: at a speech onset that is the pre-roll
+    (``preroll_frames`` earlier frames) followed by this frame; during speech and hangover it
+    is this frame; otherwise it is empty. Gain has already been applied. ``sent`` is true
+    when this frame is part of ``audio``; the pre-roll frames were decided earlier with
+    ``sent=False`` and are sent retroactively, which offline tools mark from
+    ``preroll_frames``.
+    """
+
+    index: int
+    """Frame number since the stream started, from 0."""
+    t_ms: int
+    """Start time of the frame since the stream started, in milliseconds."""
+    state: GateState
+    """State after this frame."""
+    sent: bool
+    """This frame is in ``audio`` (speech or hangover)."""
+    preroll_frames: int
+    """Earlier frames flushed with this one at a speech onset; 0 otherwise."""
+    snr_db: float
+    """Pre-AGC level minus the noise floor."""
+    level_dbfs: float
+    """Pre-AGC level of the band-filtered frame."""
+    noise_dbfs: float
+    """Noise floor estimate used for this frame."""
+    music: bool
+    """Music was detected, so the stricter thresholds applied."""
+    gain_db: float
+    """AGC gain applied to this frame's audio (0 when nothing is sent)."""
+    start_threshold_db: float
+    """SNR needed to leave SILENCE at this frame."""
+    stop_threshold_db: float
+    """SNR below which SPEECH starts counting hangover frames."""
+    voicing: float
+    """Periodicity of the frame, 0..1 (0 where it was not computed)."""
+    reason: str
+    """A short, human-readable cause for the state after this frame."""
+    audio: npt.NDArray[np.int16]
+    """PCM16 samples to send now (empty when nothing is sent)."""
+
+    @property
+    def onset(self) -> bool:
+        """Speech starts at this frame: the pre-roll goes out with it."""
+        return self.preroll_frames > 0 or (self.sent and self.reason == "onset")
+
+
+class FrameGate(Protocol):
+    """What the call bridge, the CLI and the benchmark need from a gate (or the legacy VAD)."""
+
+    @property
+    def frame_samples(self) -> int:
+        """Samples per analysis frame at 8 kHz."""
+        ...
+
+    def process_pcm16(self, samples: npt.ArrayLike) -> list[FrameDecision]:
+        """Feed int16 samples of any length; get one decision per completed frame."""
+        ...
+
+    def process_ulaw(self, data: bytes) -> list[FrameDecision]:
+        """Feed mu-law bytes of any length; get one decision per completed frame."""
+        ...
+
+    def reset(self) -> None:
+        """Forget everything, as at the start of a new call."""
+        ...

@@ -1,0 +1,239 @@
+"""The speech gate: decides every frame whether the caller is talking, and what to send.
+
+Per frame (``frame_ms`` of 8 kHz audio): decode, band-filter, measure the level before
+any gain, update the noise floor, compute SNR, detect music, step the state machine, then
+release pre-roll, speech and hangover frames through the AGC. Nothing is sent in SILENCE.
+
+Calling protocol: feed audio with :meth:`SpeechGate.process_ulaw` or
+:meth:`SpeechGate.process_pcm16` in chunks of any size. Each call returns one
+:class:`FrameDecision` per frame completed by that chunk; send ``decision.audio`` for each
+(it is empty when nothing is to be sent). Time is counted in samples fed, never read from a
+clock, so the same audio always gives the same decisions however it was chunked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from callgate.audio.agc import AgcOptions, SpeechAgc
+from callgate.audio.bandpass import BandpassOptions, SpeechBandFilter
+from callgate.audio.codec import SAMPLE_RATE_HZ, ulaw_to_pcm16
+from callgate.audio.confirmer import CandidateConfirmer, make_confirmer
+from callgate.audio.decision import SILENCE, SPEECH, FrameDecision, GateState
+from callgate.audio.framing import Reframer
+from callgate.audio.level import frame_rms, rms_to_dbfs
+from callgate.audio.music import MusicDetector, MusicOptions
+from callgate.audio.noise_floor import NoiseFloorOptions, NoiseFloorTracker
+from callgate.audio.preroll import PrerollBuffer
+from callgate.audio.state_machine import GateEvent, SpeechStateMachine, StateMachineOptions
+from callgate.audio.voicing import VoicingAnalyzer
+
+_EMPTY = np.zeros(0, dtype=np.int16)
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """A start/stop SNR pair, in dB. Start opens the gate; stop begins the hangover."""
+
+    start_db: float
+    stop_db: float
+
+    def __post_init__(self) -> None:
+        if self.start_db < self.stop_db:
+            raise ValueError(f"start threshold {self.start_db} dB is below stop {self.stop_db} dB")
+
+
+@dataclass(frozen=True, slots=True)
+class GateOptions:
+    """Everything the gate needs; defaults are the mission's starting values."""
+
+    frame_ms: int = 20
+    """Analysis frame, in ms (AUDIO_FRAME_SIZE_MS)."""
+    preroll_ms: int = 200
+    """Audio sent from before the onset, in ms (AUDIO_PREROLL_MS). Always covers the candidate."""
+    normal: Thresholds = field(default_factory=lambda: Thresholds(8.0, 5.0))
+    """SNR thresholds without music (SNR_START_NORMAL / SNR_STOP_NORMAL)."""
+    music: Thresholds = field(default_factory=lambda: Thresholds(12.0, 8.0))
+    """SNR thresholds while music is detected (SNR_START_MUSIC / SNR_STOP_MUSIC)."""
+    machine: StateMachineOptions = field(default_factory=StateMachineOptions)
+    """Confirmation, hangover (AUDIO_HANGOVER_FRAMES) and voicing rules."""
+    noise: NoiseFloorOptions = field(default_factory=NoiseFloorOptions)
+    """Noise floor calibration (NOISE_CALIBRATION_MS) and tracking."""
+    music_detector: MusicOptions = field(default_factory=MusicOptions)
+    """When music switches the stricter thresholds on and off."""
+    bandpass: BandpassOptions = field(default_factory=BandpassOptions)
+    """Speech-band filter applied before measuring level."""
+    agc: AgcOptions = field(default_factory=AgcOptions)
+    """Gain applied to sent frames."""
+    confirmer: str = "none"
+    """Second stage for candidates: 'none' or 'silero' (Silero VAD, ONNX)."""
+    confirmer_threshold: float = 0.5
+    """Silero speech probability a candidate needs."""
+
+    def __post_init__(self) -> None:
+        if self.frame_ms <= 0 or (self.frame_ms * SAMPLE_RATE_HZ) % 1000:
+            raise ValueError(f"frame_ms must give whole samples at 8 kHz, got {self.frame_ms}")
+        if self.preroll_ms < 0 or self.preroll_ms % self.frame_ms:
+            raise ValueError(
+                f"preroll_ms ({self.preroll_ms}) must be a non-negative multiple of "
+                f"frame_ms ({self.frame_ms})"
+            )
+        if self.music.start_db < self.normal.start_db:
+            raise ValueError("music start threshold must not be below the normal one")
+        for name in ("noise", "music_detector", "agc"):
+            if getattr(self, name).frame_ms != self.frame_ms:
+                raise ValueError(f"{name}.frame_ms must equal frame_ms ({self.frame_ms})")
+
+    @property
+    def frame_samples(self) -> int:
+        """Samples per frame at 8 kHz."""
+        return self.frame_ms * SAMPLE_RATE_HZ // 1000
+
+    @property
+    def preroll_frames(self) -> int:
+        """Pre-roll length in frames."""
+        return self.preroll_ms // self.frame_ms
+
+
+class SpeechGate:
+    """The noise-robust speech gate for one call. Not thread-safe; one instance per call."""
+
+    def __init__(self, options: GateOptions | None = None) -> None:
+        self.options = options or GateOptions()
+        o = self.options
+        self._frame_samples = o.frame_samples
+        self._reframer = Reframer(self._frame_samples)
+        self._filter = SpeechBandFilter(o.bandpass)
+        # Voicing and music look at two frames (40 ms at 20 ms): enough for a 70 Hz period.
+        self._window = max(2 * self._frame_samples, 320)
+        self._voicing = VoicingAnalyzer(self._window)
+        self._music = MusicDetector(self._window, o.music_detector)
+        self._floor = NoiseFloorTracker(o.noise)
+        self._machine = SpeechStateMachine(o.machine)
+        self._preroll = PrerollBuffer(max(o.preroll_frames, o.machine.max_candidate_frames))
+        self._agc = SpeechAgc(o.agc)
+        self._confirmer: CandidateConfirmer | None = make_confirmer(
+            o.confirmer, o.confirmer_threshold, self._frame_samples
+        )
+        self.reset()
+
+    @property
+    def frame_samples(self) -> int:
+        """Samples per analysis frame at 8 kHz."""
+        return self._frame_samples
+
+    @property
+    def state(self) -> GateState:
+        """The current state."""
+        return self._machine.state
+
+    @property
+    def frames_seen(self) -> int:
+        """Frames analysed since the start of the call."""
+        return self._frames
+
+    @property
+    def frames_withheld(self) -> int:
+        """Frames never sent: the audio the Realtime API did not bill."""
+        return self._frames - self.frames_sent
+
+    @property
+    def noise_floor_dbfs(self) -> float:
+        """The noise floor the next frame will be judged by."""
+        return self._floor.floor_dbfs
+
+    def reset(self) -> None:
+        """Forget everything, as at the start of a new call."""
+        self._reframer.reset()
+        self._filter.reset()
+        self._floor.reset()
+        self._machine.reset()
+        self._preroll.clear()
+        self._agc.reset()
+        self._music.reset()
+        self._history = np.zeros(self._window, dtype=np.float64)
+        self._frames = 0
+        self._candidate_levels: list[float] = []
+        self.frames_sent = 0
+        if self._confirmer is not None:
+            self._confirmer.reset()
+
+    def process_ulaw(self, data: bytes) -> list[FrameDecision]:
+        """Feed mu-law bytes (Twilio ``media`` payloads); one decision per completed frame."""
+        return self.process_pcm16(ulaw_to_pcm16(data))
+
+    def process_pcm16(self, samples: npt.ArrayLike) -> list[FrameDecision]:
+        """Feed int16 samples at 8 kHz; one decision per completed frame."""
+        pcm = np.asarray(samples, dtype=np.int16).reshape(-1)
+        return [self._process_frame(frame) for frame in self._reframer.push(pcm)]
+
+    def _thresholds(self) -> Thresholds:
+        return self.options.music if self._music.music else self.options.normal
+
+    def _process_frame(self, frame: npt.NDArray[np.int16]) -> FrameDecision:
+        index = self._frames
+        self._frames += 1
+        filtered = self._filter.process(frame.astype(np.float64) / 32768.0)
+        self._history = np.concatenate((self._history[filtered.size :], filtered))
+        level = rms_to_dbfs(frame_rms(filtered))
+        noise = self._floor.floor_dbfs
+        snr = level - noise if self._floor.frames_seen else 0.0
+        thresholds = self._thresholds()
+        # Periodicity costs an FFT: only frames that could matter pay for it.
+        voicing = self._voicing.periodicity(self._history) if snr >= thresholds.stop_db else 0.0
+        if self._confirmer is not None:
+            self._confirmer.observe(frame)
+        step = self._machine.step(
+            snr,
+            thresholds.start_db,
+            thresholds.stop_db,
+            voicing,
+            self._confirmer.confirm if self._confirmer is not None else None,
+        )
+        in_speech = step.state is not SILENCE
+        self._floor.update(level, speech=in_speech or step.event is GateEvent.REJECTED)
+        music = self._music.update(self._history, active=snr >= thresholds.stop_db)
+        if step.state is not SILENCE and step.event is GateEvent.ABOVE_START:
+            self._candidate_levels = []
+        if step.state is not SILENCE and step.state is not SPEECH:
+            self._candidate_levels.append(level)
+
+        audio = _EMPTY
+        preroll = 0
+        gain = 0.0
+        sent = step.state is SPEECH
+        if step.event is GateEvent.CONFIRMED:
+            # Seed AGC from the loudest candidate frame, then release pre-roll and this frame.
+            self._agc.start_utterance(max([*self._candidate_levels, level]))
+            held = self._preroll.drain(
+                max(self.options.preroll_frames, self._machine.candidate_frames - 1)
+            )
+            preroll = len(held)
+            chunk = np.concatenate([*held, frame]) if held else frame
+            gained, gain = self._agc.apply(chunk, level, speech=True)
+            audio = gained
+        elif step.state is SPEECH:
+            audio, gain = self._agc.apply(frame, level, speech=not step.in_hangover)
+        else:
+            self._preroll.push(frame)
+        self.frames_sent += (1 + preroll) if sent else 0
+        return FrameDecision(
+            index=index,
+            t_ms=index * self.options.frame_ms,
+            state=step.state,
+            sent=sent,
+            preroll_frames=preroll,
+            snr_db=snr,
+            level_dbfs=level,
+            noise_dbfs=noise,
+            music=music,
+            gain_db=gain if sent else 0.0,
+            start_threshold_db=thresholds.start_db,
+            stop_threshold_db=thresholds.stop_db,
+            voicing=voicing,
+            reason=step.reason,
+            audio=audio,
+        )

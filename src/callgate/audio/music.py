@@ -1,0 +1,127 @@
+"""Music detection: sustained tonal sound switches the gate to its stricter thresholds.
+
+Music differs from a talker in two ways that survive a phone line. Notes hold their pitch:
+spectral peaks stay in the same frequency bin for hundreds of milliseconds, while speech
+harmonics glide with intonation and break at every consonant. And music is continuous:
+speech leaves syllable gaps several times a second. The detector scores each frame on
+held spectral peaks, averages over ``on_ms``, and switches with hysteresis: on after
+``on_ms`` of music-like sound, off after ``off_ms`` without it.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+
+@dataclass(frozen=True, slots=True)
+class MusicOptions:
+    """When sound counts as music."""
+
+    frame_ms: int = 20
+    """Hop between analyses, in ms."""
+    on_ms: int = 1500
+    """Sustained music needed to switch the MUSIC thresholds on, in ms."""
+    off_ms: int = 3000
+    """Music-free time needed to switch them off again, in ms."""
+    held_ms: int = 160
+    """A spectral peak that stays in its bin this long counts as a held note, in ms."""
+    peak_prominence_db: float = 10.0
+    """How far a bin must rise above its neighbourhood to count as a peak, in dB."""
+    held_share_on: float = 0.35
+    """Average share of peak energy in held notes above which a stretch is music-like."""
+    active_share_on: float = 0.85
+    """Share of frames with sound above the floor needed for a stretch to be music-like."""
+    sample_rate_hz: int = 8000
+    """Rate of the audio analysed."""
+
+    def __post_init__(self) -> None:
+        if self.frame_ms <= 0 or self.on_ms < self.frame_ms or self.off_ms < self.frame_ms:
+            raise ValueError("frame_ms must be positive and on_ms/off_ms at least one frame")
+        if not 0 < self.held_share_on < 1 or not 0 < self.active_share_on <= 1:
+            raise ValueError("held_share_on must be in (0, 1) and active_share_on in (0, 1]")
+
+
+class MusicDetector:
+    """Frame-by-frame music flag with hysteresis."""
+
+    def __init__(self, window_samples: int, options: MusicOptions | None = None) -> None:
+        self.options = options or MusicOptions()
+        o = self.options
+        self._window = np.hanning(window_samples)
+        self._nfft = 1 << int(np.ceil(np.log2(window_samples)))
+        bins = self._nfft // 2 + 1
+        low = int(200 * self._nfft / o.sample_rate_hz)
+        high = int(3400 * self._nfft / o.sample_rate_hz)
+        self._band = slice(low, high)
+        self._held_frames = max(1, o.held_ms // o.frame_ms)
+        self._on_frames = o.on_ms // o.frame_ms
+        self._off_frames = o.off_ms // o.frame_ms
+        self._bins = bins
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything, as at the start of a new call."""
+        self.music = False
+        self._runs = np.zeros(self._band.stop - self._band.start, dtype=np.int32)
+        self._held_scores: deque[float] = deque(maxlen=self._on_frames)
+        self._active: deque[bool] = deque(maxlen=self._on_frames)
+        self._held_sum = 0.0
+        self._active_count = 0
+        self._quiet_frames = 0
+        self.last_held_share = 0.0
+
+    def update(self, window: npt.NDArray[np.float64], *, active: bool) -> bool:
+        """Analyse one window; ``active`` says the frame stands above the noise floor."""
+        held = self._held_share(window) if active else 0.0
+        self.last_held_share = held
+        self._push(held, active)
+        n = len(self._held_scores)
+        music_like = (
+            n == self._on_frames
+            and self._held_sum / n >= self.options.held_share_on
+            and self._active_count / n >= self.options.active_share_on
+        )
+        if music_like:
+            self.music = True
+            self._quiet_frames = 0
+        elif self.music:
+            self._quiet_frames += 1
+            if self._quiet_frames >= self._off_frames:
+                self.music = False
+                self._quiet_frames = 0
+        return self.music
+
+    def _held_share(self, window: npt.NDArray[np.float64]) -> float:
+        spectrum = np.abs(np.fft.rfft(window * self._window, self._nfft))[self._band]
+        power_db = 20.0 * np.log10(spectrum + 1e-9)
+        # A peak: a local maximum that stands out from the bins four either side.
+        neighbourhood = np.maximum(np.roll(power_db, 4), np.roll(power_db, -4))
+        is_peak = (
+            (power_db >= np.roll(power_db, 1))
+            & (power_db >= np.roll(power_db, -1))
+            & (power_db - neighbourhood >= self.options.peak_prominence_db)
+        )
+        # A held note may wobble by one bin; dilate the previous runs before extending them.
+        previous = np.maximum(
+            self._runs, np.maximum(np.roll(self._runs, 1), np.roll(self._runs, -1))
+        )
+        self._runs = np.where(is_peak, previous + 1, 0).astype(np.int32)
+        peak_power = spectrum[is_peak] ** 2
+        total = float(peak_power.sum())
+        if total <= 0.0:
+            return 0.0
+        held_power = float(peak_power[self._runs[is_peak] >= self._held_frames].sum())
+        return held_power / total
+
+    def _push(self, held: float, active: bool) -> None:
+        if len(self._held_scores) == self._held_scores.maxlen:
+            self._held_sum -= self._held_scores[0]
+            self._active_count -= int(self._active[0])
+        self._held_scores.append(held)
+        self._active.append(active)
+        self._held_sum += held
+        self._active_count += int(active)

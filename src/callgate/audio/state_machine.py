@@ -1,0 +1,172 @@
+"""The SILENCE -> MAYBE_SPEECH -> SPEECH state machine, with its transitions as data.
+
+Rule 1: every state change of the gate happens here, through :data:`TRANSITIONS`. A move
+that is not in the table raises :class:`InvalidTransitionError` naming the state and the event.
+Rule 2: this file knows SNR, thresholds and voicing, nothing about audio or sockets.
+
+Theory of operation, per frame:
+- SILENCE: an SNR at or above the start threshold is a candidate (``ABOVE_START``).
+- MAYBE_SPEECH: the candidate is confirmed (``CONFIRMED``) once ``confirm_frames`` frames
+  have reached the start threshold and at least one was voiced (and the optional second
+  stage agrees). It falls back (``REJECTED``) when the SNR drops below the stop threshold,
+  or when ``max_candidate_frames`` pass without voicing: a loud but unvoiced burst (a door,
+  a horn's attack, wind) is not a talker.
+- SPEECH: lasts until the SNR has stayed below the stop threshold for ``hangover_frames``
+  frames (``HANGOVER_DONE``). Those frames are still sent, so word ends are not dropped.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from callgate.audio.decision import MAYBE_SPEECH, SILENCE, SPEECH, GateState
+
+
+class GateEvent(enum.Enum):
+    """What can happen to the gate on a frame."""
+
+    ABOVE_START = "above_start"
+    CONFIRMED = "confirmed"
+    REJECTED = "rejected"
+    HANGOVER_DONE = "hangover_done"
+
+
+TRANSITIONS: dict[tuple[GateState, GateEvent], GateState] = {
+    (SILENCE, GateEvent.ABOVE_START): MAYBE_SPEECH,
+    (MAYBE_SPEECH, GateEvent.CONFIRMED): SPEECH,
+    (MAYBE_SPEECH, GateEvent.REJECTED): SILENCE,
+    (SPEECH, GateEvent.HANGOVER_DONE): SILENCE,
+}
+"""Every allowed move: (state, event) -> next state."""
+
+
+class InvalidTransitionError(RuntimeError):
+    """A bug in the gate: an event fired in a state where the table does not allow it."""
+
+
+def next_state(state: GateState, event: GateEvent) -> GateState:
+    """Look the move up in :data:`TRANSITIONS`, or raise :class:`InvalidTransitionError`."""
+    try:
+        return TRANSITIONS[(state, event)]
+    except KeyError:
+        raise InvalidTransitionError(
+            f"can't handle event {event.value} in state {state.value}"
+        ) from None
+
+
+@dataclass(frozen=True, slots=True)
+class StateMachineOptions:
+    """Timing of the state machine, in frames."""
+
+    confirm_frames: int = 3
+    """Frames at or above the start threshold needed to confirm speech."""
+    hangover_frames: int = 4
+    """Frames below the stop threshold before SPEECH ends; they are still sent."""
+    max_candidate_frames: int = 12
+    """Longest a candidate may wait for a voiced frame before it is rejected."""
+    min_voicing: float = 0.45
+    """Periodicity (0..1) a frame needs to count as voiced; 0 disables the voicing check."""
+
+    def __post_init__(self) -> None:
+        if self.confirm_frames < 1:
+            raise ValueError(f"confirm_frames must be >= 1, got {self.confirm_frames}")
+        if self.hangover_frames < 0:
+            raise ValueError(f"hangover_frames must be >= 0, got {self.hangover_frames}")
+        if self.max_candidate_frames < self.confirm_frames:
+            raise ValueError("max_candidate_frames must be >= confirm_frames")
+        if not 0 <= self.min_voicing < 1:
+            raise ValueError(f"min_voicing must be in [0, 1), got {self.min_voicing}")
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """The outcome of one frame: the state after it, the event fired (if any), and why."""
+
+    state: GateState
+    event: GateEvent | None
+    reason: str
+    in_hangover: bool = False
+
+
+Confirmer = Callable[[], bool]
+"""Second-stage check run once per candidate that passes the DSP rules."""
+
+
+class SpeechStateMachine:
+    """Hysteresis over SNR, one frame at a time. Pure: no audio, no clock."""
+
+    def __init__(self, options: StateMachineOptions | None = None) -> None:
+        self.options = options or StateMachineOptions()
+        self.reset()
+
+    def reset(self) -> None:
+        """Back to SILENCE with no history."""
+        self.state = SILENCE
+        self.candidate_frames = 0
+        self._above = 0
+        self._voiced = False
+        self._below = 0
+
+    def step(
+        self,
+        snr_db: float,
+        start_db: float,
+        stop_db: float,
+        voicing: float,
+        confirmer: Confirmer | None = None,
+    ) -> Step:
+        """Advance by one frame. ``confirmer`` is asked only when DSP rules would confirm."""
+        if self.state is SILENCE:
+            if snr_db < start_db:
+                return Step(SILENCE, None, "below start")
+            self.candidate_frames = 0
+            self._above = 0
+            self._voiced = False
+            self._fire(GateEvent.ABOVE_START)
+            return self._candidate(snr_db, start_db, stop_db, voicing, confirmer, fresh=True)
+        if self.state is MAYBE_SPEECH:
+            return self._candidate(snr_db, start_db, stop_db, voicing, confirmer, fresh=False)
+        if snr_db >= stop_db:
+            self._below = 0
+            return Step(SPEECH, None, "speech")
+        self._below += 1
+        if self._below > self.options.hangover_frames:
+            self._fire(GateEvent.HANGOVER_DONE)
+            return Step(SILENCE, GateEvent.HANGOVER_DONE, "end of speech")
+        return Step(SPEECH, None, "hangover", in_hangover=True)
+
+    def _candidate(
+        self,
+        snr_db: float,
+        start_db: float,
+        stop_db: float,
+        voicing: float,
+        confirmer: Confirmer | None,
+        *,
+        fresh: bool,
+    ) -> Step:
+        o = self.options
+        if snr_db < stop_db and not fresh:
+            self._fire(GateEvent.REJECTED)
+            return Step(SILENCE, GateEvent.REJECTED, "candidate fell below stop")
+        self.candidate_frames += 1
+        self._above += snr_db >= start_db
+        self._voiced = self._voiced or o.min_voicing == 0 or voicing >= o.min_voicing
+        event = GateEvent.ABOVE_START if fresh else None
+        if self._above >= o.confirm_frames and self._voiced:
+            if confirmer is None or confirmer():
+                self._below = 0
+                self._fire(GateEvent.CONFIRMED)
+                return Step(SPEECH, GateEvent.CONFIRMED, "onset")
+            self._fire(GateEvent.REJECTED)
+            return Step(SILENCE, GateEvent.REJECTED, "confirmer rejected candidate")
+        if self.candidate_frames >= o.max_candidate_frames:
+            self._fire(GateEvent.REJECTED)
+            why = "no voicing in candidate" if not self._voiced else "candidate too weak"
+            return Step(SILENCE, GateEvent.REJECTED, why)
+        return Step(MAYBE_SPEECH, event, "candidate")
+
+    def _fire(self, event: GateEvent) -> None:
+        self.state = next_state(self.state, event)

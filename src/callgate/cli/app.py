@@ -1,0 +1,272 @@
+"""The ``callgate`` command line: a thin typer layer over ``analyze``, ``plot`` and ``sample``.
+
+Everything that computes lives in the sibling modules; this file parses options, reports
+progress and prints. User errors (a broken file, a bad ``--set``) print one line naming the
+culprit and exit with code 2, before any output file is written.
+"""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from callgate.cli.analyze import (
+    Segment,
+    Summary,
+    analyze_pcm,
+    build_gate,
+    changed_settings,
+    output_paths,
+    write_frames_csv,
+)
+from callgate.cli.plot import render_timeline
+from callgate.cli.recording import (
+    InputFormat,
+    Recording,
+    RecordingError,
+    expand_inputs,
+    load_recording,
+)
+from callgate.cli.sample import make_sample, write_sample
+from callgate.config import ConfigError, Settings, load_settings
+from callgate.synth.scenes import NOISE_BEDS
+
+USAGE_ERROR = 2
+MAX_LISTED_SEGMENTS = 12
+
+app = typer.Typer(
+    name="callgate",
+    help="AI phone agents on Twilio lines, with a noise-robust speech gate.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _root() -> None:
+    """AI phone agents on Twilio lines, with a noise-robust speech gate."""
+
+
+class VadKind(enum.StrEnum):
+    """Which frame classifier to replay: the SNR gate or the fallback's energy VAD."""
+
+    GATE = "gate"
+    LEGACY = "legacy"
+
+
+def _fail(message: str) -> NoReturn:
+    """One plain line on stderr (never wrapped, so the file name stays whole), exit 2."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(USAGE_ERROR)
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, str]:
+    """``["SNR_START_NORMAL=7", ...]`` to a dict; a pair without ``=`` is a usage error."""
+    overrides: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            _fail(f"--set expects NAME=VALUE, got {pair!r}")
+        overrides[name.strip()] = value.strip()
+    return overrides
+
+
+def _settings(pairs: list[str]) -> Settings:
+    try:
+        return load_settings(parse_overrides(pairs))
+    except ConfigError as error:
+        _fail(str(error))
+
+
+def _fmt_segments(segments: tuple[Segment, ...]) -> str:
+    shown = [f"{s.start_s:.2f}-{s.end_s:.2f}" for s in segments[:MAX_LISTED_SEGMENTS]]
+    if len(segments) > MAX_LISTED_SEGMENTS:
+        shown.append(f"... {len(segments) - MAX_LISTED_SEGMENTS} more")
+    return ", ".join(shown) if shown else "none"
+
+
+def print_summary(console: Console, summary: Summary) -> None:
+    """The per-input report: timing, segments, share sent and what withholding saves."""
+    table = Table(title=summary.name, show_header=False, title_justify="left", expand=False)
+    table.add_column("what", style="bold")
+    table.add_column("value", overflow="fold")
+    table.add_row("duration", f"{summary.duration_s:.2f} s ({summary.frames} frames)")
+    table.add_row(
+        "sent to model",
+        f"{summary.sent_s:.2f} s = {summary.sent_share:.1%} of the audio"
+        f" in {len(summary.sent_segments)} segment(s)",
+    )
+    table.add_row("sent segments (s)", _fmt_segments(summary.sent_segments))
+    table.add_row("SPEECH segments (s)", _fmt_segments(summary.speech_segments))
+    table.add_row("music detected", f"{summary.music_share:.1%} of frames")
+    table.add_row("withheld", f"{summary.withheld_s:.2f} s")
+    table.add_row(
+        "not billed",
+        f"{summary.withheld_tokens:,.0f} audio tokens = ${summary.withheld_usd:.4f};"
+        f" ${summary.withheld_usd_per_call_hour:.2f} per hour of calls at this ratio",
+    )
+    console.print(table)
+
+
+def _print_settings(console: Console, settings: Settings, kind: VadKind) -> None:
+    changed = changed_settings(settings).items()
+    described = ", ".join(f"{name}={new} (default {old})" for name, (old, new) in changed)
+    console.print(
+        f"[bold]vad[/]: {kind.value}; [bold]settings changed[/]: {described or 'none (defaults)'}",
+        soft_wrap=True,
+    )
+
+
+@app.command()
+def analyze(
+    *,
+    inputs: Annotated[
+        list[Path],
+        typer.Argument(
+            help="WAV files (any rate/channels, int or float), raw 8 kHz mu-law files "
+            "(.ulaw/.mulaw/.raw) or folders of them.",
+            show_default=False,
+        ),
+    ],
+    frames_csv: Annotated[
+        Path | None,
+        typer.Option(
+            "--frames-csv",
+            help="Write one CSV row per 20 ms frame. With several inputs or a folder this is "
+            "a directory and each file is named after its input (call1.csv).",
+        ),
+    ] = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option(
+            "--plot",
+            help="Write a timeline PNG. With several inputs or a folder this is a directory "
+            "and each file is named after its input (call1.png).",
+        ),
+    ] = None,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            metavar="NAME=VALUE",
+            help="Override a setting for this run, e.g. --set SNR_START_NORMAL=7 (repeatable).",
+        ),
+    ] = None,
+    vad: Annotated[
+        VadKind, typer.Option("--vad", help="Which classifier to replay.")
+    ] = VadKind.GATE,
+    fmt: Annotated[
+        InputFormat,
+        typer.Option("--format", help="Read inputs as WAV or raw mu-law; auto: by file ending."),
+    ] = InputFormat.AUTO,
+) -> None:
+    """Replay recorded calls through the speech gate and show what the model would receive.
+
+    Each input is converted to what Twilio delivers (8 kHz mono, one mu-law round trip) and
+    fed to the gate in 20 ms chunks, exactly as on a live call. The summary shows the speech
+    segments, the share of audio sent and the Realtime audio cost that withholding saves.
+    Exit code 2 means a bad input or setting; nothing is written then.
+    """
+    settings = _settings(overrides or [])
+    try:
+        paths = expand_inputs(inputs, fmt)
+        recordings = [load_recording(path, fmt) for path in paths]
+    except RecordingError as error:
+        _fail(str(error))
+    as_directory = len(inputs) > 1 or any(path.is_dir() for path in inputs)
+    csv_paths = output_paths(paths, frames_csv, ".csv", as_directory)
+    png_paths = output_paths(paths, plot, ".png", as_directory)
+
+    console = Console()
+    _print_settings(console, settings, vad)
+    if len(recordings) == 1:
+        _analyze_one(
+            console,
+            recording=recordings[0],
+            settings=settings,
+            vad=vad,
+            csv_path=csv_paths[0],
+            png_path=png_paths[0],
+        )
+        return
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task("analysing", total=len(recordings))
+        for recording, csv_path, png_path in zip(recordings, csv_paths, png_paths, strict=True):
+            progress.update(task, description=f"analysing {recording.path.name}")
+            _analyze_one(
+                progress.console,
+                recording=recording,
+                settings=settings,
+                vad=vad,
+                csv_path=csv_path,
+                png_path=png_path,
+            )
+            progress.advance(task)
+
+
+def _analyze_one(
+    console: Console,
+    *,
+    recording: Recording,
+    settings: Settings,
+    vad: VadKind,
+    csv_path: Path | None,
+    png_path: Path | None,
+) -> None:
+    """Analyse one recording, print its summary, then write its CSV and plot."""
+    try:
+        gate = build_gate(settings, vad.value)
+    except (ConfigError, RuntimeError, ValueError) as error:
+        _fail(f"cannot build the {vad.value} VAD: {error}")
+    result = analyze_pcm(recording.path.name, recording.pcm, settings, gate)
+    print_summary(console, result.summary)
+    if csv_path is not None:
+        write_frames_csv(csv_path, result)
+        console.print(f"frames CSV: {csv_path}", soft_wrap=True)
+    if png_path is not None:
+        render_timeline(recording.pcm, result, settings, vad.value, png_path)
+        console.print(f"timeline plot: {png_path}", soft_wrap=True)
+
+
+@app.command()
+def sample(
+    out: Annotated[Path, typer.Argument(help="WAV file to write (8 kHz mono 16-bit).")],
+    noise: Annotated[
+        str, typer.Option("--noise", help=f"Noise scene: {', '.join(NOISE_BEDS)}.")
+    ] = "street",
+    snr: Annotated[float, typer.Option("--snr", help="Speech-to-noise ratio in dB.")] = 10.0,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed of the noise scene.")] = 7,
+) -> None:
+    """Write the demo recording: a caller saying three sentences in a noisy place, by phone.
+
+    Try: callgate sample out/sample.wav && callgate analyze out/sample.wav
+    --frames-csv out/sample.csv --plot out/sample.png
+    """
+    if noise not in NOISE_BEDS:
+        _fail(f"--noise {noise!r} is not a scene; choose one of {', '.join(NOISE_BEDS)}")
+    call = make_sample(noise=noise, snr_db=snr, seed=seed)
+    write_sample(out, call)
+    spans = ", ".join(f"{start:.2f}-{end:.2f}" for start, end in call.speech_spans_s)
+    voice = "espeak-ng" if call.used_espeak else "speech-like synthesis (espeak-ng not found)"
+    Console().print(
+        f"wrote {out}: {len(call.pcm) / 8000:.1f} s, {noise} noise at {snr:g} dB SNR, "
+        f"{voice}; speech at {spans} s",
+        soft_wrap=True,
+    )
+
+
+def main() -> None:
+    """Entry point of the ``callgate`` console script."""
+    app()

@@ -1,0 +1,238 @@
+"""The one settings object: every tunable, read from the environment and ``.env``.
+
+Field names are the mission's variable names (``SNR_START_NORMAL`` and so on) in lower case;
+pydantic-settings matches them case-insensitively. Settings are read once at start-up and
+passed down; nothing deeper reads the environment. Invalid values fail at start-up with a
+:class:`ConfigError` that names the variable and the rule it broke.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal, Self
+
+from pydantic import Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from callgate.audio import FrameGate, GateOptions, LegacyEnergyVad, LegacyVadOptions, SpeechGate
+from callgate.audio.agc import AgcOptions
+from callgate.audio.bandpass import BandpassOptions
+from callgate.audio.gate import Thresholds
+from callgate.audio.music import MusicOptions
+from callgate.audio.noise_floor import NoiseFloorOptions
+from callgate.audio.state_machine import StateMachineOptions
+
+VadKind = Literal["gate", "legacy"]
+
+
+class ConfigError(ValueError):
+    """A setting is missing, malformed or inconsistent. The message names the variable."""
+
+
+class Settings(BaseSettings):
+    """callgate's configuration. Each field's description is its documentation."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        case_sensitive=False,
+        extra="ignore",
+        validate_default=True,
+    )
+
+    use_realtime_api: bool = Field(
+        True,
+        description="Run calls on the OpenAI Realtime API; false selects the fallback pipeline.",
+    )
+    audio_frame_size_ms: int = Field(
+        20, ge=10, le=60, description="Analysis frame of the gate, in ms (10-60, a multiple of 10)."
+    )
+    noise_calibration_ms: int = Field(
+        600, ge=0, le=10_000, description="Initial noise-floor calibration at call start, in ms."
+    )
+    audio_preroll_ms: int = Field(
+        200, ge=0, le=2_000, description="Audio sent from before the speech onset, in ms."
+    )
+    audio_hangover_frames: int = Field(
+        4, ge=0, le=100, description="Frames still sent after SNR falls below the stop threshold."
+    )
+    snr_start_normal: float = Field(8.0, ge=0, le=60, description="SNR (dB) that opens the gate.")
+    snr_stop_normal: float = Field(
+        5.0, ge=0, le=60, description="SNR (dB) below which speech ends."
+    )
+    snr_start_music: float = Field(
+        12.0, ge=0, le=60, description="SNR (dB) that opens the gate while music is detected."
+    )
+    snr_stop_music: float = Field(
+        8.0, ge=0, le=60, description="SNR (dB) below which speech ends while music is detected."
+    )
+    min_speech_rms: float = Field(
+        300.0,
+        gt=0,
+        le=32768,
+        description="Legacy energy VAD threshold: frame RMS on the int16 scale (300 = -40.8 dBFS).",
+    )
+    gate_confirm_frames: int = Field(
+        3, ge=1, le=25, description="Frames MAYBE_SPEECH must hold before it becomes SPEECH."
+    )
+    bandpass_low_hz: float = Field(
+        250.0, ge=50, le=1000, description="Lower edge of the speech-band filter, in Hz."
+    )
+    bandpass_high_hz: float = Field(
+        3400.0, ge=1000, le=3900, description="Upper edge of the speech-band filter, in Hz."
+    )
+    agc_target_dbfs: float = Field(
+        -20.0, ge=-40, le=-3, description="Level the AGC brings sent speech towards, in dBFS."
+    )
+    agc_max_gain_db: float = Field(
+        18.0, ge=0, le=40, description="Largest boost the AGC applies, in dB."
+    )
+    agc_max_cut_db: float = Field(
+        6.0, ge=0, le=40, description="Largest attenuation the AGC applies to loud talkers, in dB."
+    )
+    agc_max_step_db: float = Field(
+        1.0, gt=0, le=12, description="Largest gain change from one frame to the next, in dB."
+    )
+    music_on_ms: int = Field(
+        1500, ge=100, le=30_000, description="Sustained music needed to switch to MUSIC thresholds."
+    )
+    music_off_ms: int = Field(
+        3000, ge=100, le=60_000, description="Music-free time needed to switch back to NORMAL."
+    )
+    gate_confirmer: Literal["none", "silero"] = Field(
+        "none",
+        description="Second stage on MAYBE_SPEECH candidates: 'silero' runs Silero VAD (ONNX).",
+    )
+    gate_confirmer_threshold: float = Field(
+        0.5, gt=0, lt=1, description="Silero speech probability a candidate needs to open."
+    )
+
+    realtime_audio_input_usd_per_mtok: float = Field(
+        32.0,
+        ge=0,
+        description="Price of Realtime audio input per million tokens, for the savings estimate.",
+    )
+    realtime_audio_tokens_per_s: float = Field(
+        10.0, gt=0, description="Realtime audio input tokens per second of audio (1 per 100 ms)."
+    )
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> Self:
+        frame = self.audio_frame_size_ms
+        rules: list[tuple[bool, str]] = [
+            (frame % 10 == 0, f"AUDIO_FRAME_SIZE_MS must be a multiple of 10, got {frame}"),
+            (
+                self.audio_preroll_ms % frame == 0,
+                f"AUDIO_PREROLL_MS ({self.audio_preroll_ms}) must be a multiple of "
+                f"AUDIO_FRAME_SIZE_MS ({frame})",
+            ),
+            (
+                self.noise_calibration_ms % frame == 0,
+                f"NOISE_CALIBRATION_MS ({self.noise_calibration_ms}) must be a multiple of "
+                f"AUDIO_FRAME_SIZE_MS ({frame})",
+            ),
+            (
+                self.snr_start_normal >= self.snr_stop_normal,
+                f"SNR_START_NORMAL ({self.snr_start_normal}) must be >= SNR_STOP_NORMAL "
+                f"({self.snr_stop_normal})",
+            ),
+            (
+                self.snr_start_music >= self.snr_stop_music,
+                f"SNR_START_MUSIC ({self.snr_start_music}) must be >= SNR_STOP_MUSIC "
+                f"({self.snr_stop_music})",
+            ),
+            (
+                self.snr_start_music >= self.snr_start_normal,
+                f"SNR_START_MUSIC ({self.snr_start_music}) must be >= SNR_START_NORMAL "
+                f"({self.snr_start_normal}): music thresholds are the stricter pair",
+            ),
+            (
+                self.bandpass_low_hz < self.bandpass_high_hz,
+                f"BANDPASS_LOW_HZ ({self.bandpass_low_hz}) must be below BANDPASS_HIGH_HZ "
+                f"({self.bandpass_high_hz})",
+            ),
+        ]
+        broken = [message for ok, message in rules if not ok]
+        if broken:
+            raise ValueError("; ".join(broken))
+        return self
+
+    def gate_options(self) -> GateOptions:
+        """The speech gate's options, from these settings."""
+        frame = self.audio_frame_size_ms
+        return GateOptions(
+            frame_ms=frame,
+            preroll_ms=self.audio_preroll_ms,
+            normal=Thresholds(self.snr_start_normal, self.snr_stop_normal),
+            music=Thresholds(self.snr_start_music, self.snr_stop_music),
+            machine=StateMachineOptions(
+                confirm_frames=self.gate_confirm_frames,
+                hangover_frames=self.audio_hangover_frames,
+                max_candidate_frames=max(self.gate_confirm_frames, 240 // frame),
+            ),
+            noise=NoiseFloorOptions(frame_ms=frame, calibration_ms=self.noise_calibration_ms),
+            music_detector=MusicOptions(
+                frame_ms=frame, on_ms=self.music_on_ms, off_ms=self.music_off_ms
+            ),
+            bandpass=BandpassOptions(low_hz=self.bandpass_low_hz, high_hz=self.bandpass_high_hz),
+            agc=AgcOptions(
+                target_dbfs=self.agc_target_dbfs,
+                max_gain_db=self.agc_max_gain_db,
+                max_cut_db=self.agc_max_cut_db,
+                max_step_db=self.agc_max_step_db,
+                frame_ms=frame,
+            ),
+            confirmer=self.gate_confirmer,
+            confirmer_threshold=self.gate_confirmer_threshold,
+        )
+
+    def legacy_vad_options(self) -> LegacyVadOptions:
+        """The legacy energy VAD's options, from these settings."""
+        return LegacyVadOptions(
+            min_speech_rms=self.min_speech_rms,
+            frame_ms=self.audio_frame_size_ms,
+            preroll_ms=self.audio_preroll_ms,
+            hangover_frames=self.audio_hangover_frames,
+        )
+
+    def build_gate(self, kind: VadKind = "gate") -> FrameGate:
+        """A fresh gate for one call or one recording: the speech gate or the legacy VAD."""
+        if kind == "gate":
+            return SpeechGate(self.gate_options())
+        if kind == "legacy":
+            return LegacyEnergyVad(self.legacy_vad_options())
+        raise ConfigError(f"unknown VAD {kind!r}; expected 'gate' or 'legacy'")
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        names = [str(part).upper() for part in item["loc"]]
+        where = ".".join(names) if names else "settings"
+        message = item["msg"].removeprefix("Value error, ")
+        value = item.get("input")
+        shown = f" (got {value!r})" if names and not isinstance(value, dict) else ""
+        lines.append(f"{where}: {message}{shown}" if names else message)
+    return "invalid configuration: " + "; ".join(lines)
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None, *, env_file: str | None = ".env"
+) -> Settings:
+    """Read the environment (and ``env_file``), apply ``overrides``, validate everything.
+
+    ``overrides`` take mission-style names (``SNR_START_NORMAL``) or field names, in any case,
+    and win over the environment, as ``callgate analyze --set`` needs. Unknown names are an
+    error, since a typo in a tuning run would otherwise silently do nothing.
+    """
+    known = set(Settings.model_fields)
+    values: dict[str, Any] = {}
+    for name, value in (overrides or {}).items():
+        field = name.lower()
+        if field not in known:
+            raise ConfigError(f"unknown setting {name.upper()!r}; see the README for the list")
+        values[field] = value
+    try:
+        return Settings(_env_file=env_file, **values)
+    except ValidationError as error:
+        raise ConfigError(_describe(error)) from None

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from callgate.audio import LegacyEnergyVad, SpeechGate
+from callgate.config import ConfigError, Settings, load_settings
+
+
+def test_defaults_are_the_missions(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in Settings.model_fields:
+        monkeypatch.delenv(name.upper(), raising=False)
+    s = load_settings(env_file=None)
+    assert (s.audio_frame_size_ms, s.noise_calibration_ms, s.audio_preroll_ms) == (20, 600, 200)
+    assert s.audio_hangover_frames == 4
+    assert (s.snr_start_normal, s.snr_stop_normal, s.snr_start_music, s.snr_stop_music) == (
+        8,
+        5,
+        12,
+        8,
+    )
+    assert s.use_realtime_api is True
+
+
+def test_environment_and_dotenv_are_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("SNR_START_NORMAL=7\nSNR_STOP_NORMAL=4\n")
+    monkeypatch.setenv("AUDIO_HANGOVER_FRAMES", "6")
+    s = load_settings(env_file=str(env_file))
+    assert (s.snr_start_normal, s.snr_stop_normal, s.audio_hangover_frames) == (7, 4, 6)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        ({"SNR_START_NORMAL": "4"}, "SNR_START_NORMAL"),
+        ({"SNR_START_MUSIC": "7", "SNR_STOP_MUSIC": "6"}, "SNR_START_MUSIC"),
+        ({"AUDIO_PREROLL_MS": "210"}, "AUDIO_PREROLL_MS"),
+        ({"NOISE_CALIBRATION_MS": "610"}, "NOISE_CALIBRATION_MS"),
+        ({"AUDIO_FRAME_SIZE_MS": "25"}, "AUDIO_FRAME_SIZE_MS"),
+        ({"SNR_STOP_NORMAL": "five"}, "SNR_STOP_NORMAL"),
+        ({"AUDIO_HANGOVER_FRAMES": "-1"}, "AUDIO_HANGOVER_FRAMES"),
+        ({"BANDPASS_LOW_HZ": "1000", "BANDPASS_HIGH_HZ": "1000"}, "BANDPASS_LOW_HZ"),
+        ({"GATE_CONFIRMER": "magic"}, "GATE_CONFIRMER"),
+        ({"NOT_A_SETTING": "1"}, "NOT_A_SETTING"),
+    ],
+)
+def test_invalid_values_name_the_variable(overrides: dict[str, str], named: str) -> None:
+    with pytest.raises(ConfigError, match=named):
+        load_settings(overrides, env_file=None)
+
+
+def test_invalid_environment_fails_at_start_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SNR_STOP_NORMAL", "9")
+    with pytest.raises(ConfigError, match=r"SNR_START_NORMAL \(8.0\) must be >= SNR_STOP_NORMAL"):
+        load_settings(env_file=None)
+
+
+def test_settings_reach_the_gate() -> None:
+    s = load_settings(
+        {"SNR_START_NORMAL": "7", "SNR_STOP_NORMAL": "4", "AUDIO_HANGOVER_FRAMES": "2"},
+        env_file=None,
+    )
+    options = s.gate_options()
+    assert (options.normal.start_db, options.normal.stop_db) == (7, 4)
+    assert options.machine.hangover_frames == 2
+    assert isinstance(s.build_gate("gate"), SpeechGate)
+    legacy = s.build_gate("legacy")
+    assert isinstance(legacy, LegacyEnergyVad)
+    assert legacy.options.min_speech_rms == s.min_speech_rms

@@ -1,0 +1,89 @@
+"""The state machine stepped one frame at a time, checking the state after each step."""
+
+from __future__ import annotations
+
+import pytest
+
+from callgate.audio.decision import MAYBE_SPEECH, SILENCE, SPEECH
+from callgate.audio.state_machine import (
+    TRANSITIONS,
+    GateEvent,
+    InvalidTransitionError,
+    SpeechStateMachine,
+    StateMachineOptions,
+    next_state,
+)
+
+START, STOP = 8.0, 5.0
+
+
+def _walk(machine: SpeechStateMachine, snrs: list[float], voicing: float = 0.8) -> list[str]:
+    return [machine.step(s, START, STOP, voicing).state.value for s in snrs]
+
+
+def test_table_covers_exactly_the_documented_moves() -> None:
+    assert TRANSITIONS == {
+        (SILENCE, GateEvent.ABOVE_START): MAYBE_SPEECH,
+        (MAYBE_SPEECH, GateEvent.CONFIRMED): SPEECH,
+        (MAYBE_SPEECH, GateEvent.REJECTED): SILENCE,
+        (SPEECH, GateEvent.HANGOVER_DONE): SILENCE,
+    }
+
+
+def test_illegal_move_raises_and_names_state_and_event() -> None:
+    with pytest.raises(InvalidTransitionError, match="confirmed in state silence"):
+        next_state(SILENCE, GateEvent.CONFIRMED)
+
+
+def test_onset_confirms_after_three_frames_then_hangover() -> None:
+    m = SpeechStateMachine(StateMachineOptions(confirm_frames=3, hangover_frames=4))
+    states = _walk(m, [0, 9, 9, 9, 9, 6, 2, 2, 2, 2, 2, 2])
+    assert states == [
+        "silence",
+        "maybe_speech",
+        "maybe_speech",
+        "speech",
+        "speech",
+        "speech",  # between stop and start: still speech (hysteresis)
+        "speech",  # hangover 1..4
+        "speech",
+        "speech",
+        "speech",
+        "silence",
+        "silence",
+    ]
+
+
+def test_candidate_falls_back_below_stop() -> None:
+    m = SpeechStateMachine()
+    assert _walk(m, [9, 9, 3, 0]) == ["maybe_speech", "maybe_speech", "silence", "silence"]
+
+
+def test_unvoiced_candidate_is_rejected_after_the_wait() -> None:
+    m = SpeechStateMachine(StateMachineOptions(max_candidate_frames=5))
+    states = _walk(m, [20] * 6, voicing=0.1)
+    assert states == ["maybe_speech"] * 4 + ["silence", "maybe_speech"]
+
+
+def test_voicing_late_in_the_candidate_still_confirms() -> None:
+    m = SpeechStateMachine(StateMachineOptions(max_candidate_frames=10))
+    results = [m.step(12, START, STOP, v).state for v in (0.1, 0.1, 0.1, 0.1, 0.7)]
+    assert results == [MAYBE_SPEECH] * 4 + [SPEECH]
+
+
+def test_confirmer_is_asked_only_when_dsp_would_confirm() -> None:
+    calls: list[int] = []
+
+    def no() -> bool:
+        calls.append(1)
+        return False
+
+    m = SpeechStateMachine()
+    states = [m.step(s, START, STOP, 0.8, no).state for s in (9, 9, 9)]
+    assert states == [MAYBE_SPEECH, MAYBE_SPEECH, SILENCE]
+    assert len(calls) == 1
+
+
+def test_zero_hangover_ends_on_first_quiet_frame() -> None:
+    m = SpeechStateMachine(StateMachineOptions(confirm_frames=1, hangover_frames=0))
+    assert _walk(m, [9, 2]) == ["speech", "silence"]
