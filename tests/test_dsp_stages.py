@@ -11,6 +11,7 @@ from callgate.audio.framing import Reframer
 from callgate.audio.level import DBFS_FLOOR, dbfs_to_rms, frame_rms, rms_to_dbfs
 from callgate.audio.music import MusicDetector, MusicOptions
 from callgate.audio.noise_floor import NoiseFloorOptions, NoiseFloorTracker
+from callgate.audio.talker import TalkerLevel, TalkerOptions
 from callgate.audio.voicing import VoicingAnalyzer
 from tests.conftest import tone, voiced, white
 
@@ -136,7 +137,7 @@ def _run_music(signal: npt.NDArray[np.float64], options: MusicOptions | None = N
     filtered = band.process(signal)
     flags = []
     for i in range(320, filtered.size, 160):
-        flags.append(detector.update(filtered[i - 320 : i], active=True))
+        flags.append(detector.update(filtered[i - 320 : i], level_dbfs=-30.0))
     return flags
 
 
@@ -159,3 +160,21 @@ def test_music_detector_switches_off_after_off_ms(rng: np.random.Generator) -> N
     assert flags[music_end - 5]
     assert flags[music_end + 20]  # hysteresis: still on shortly after
     assert not any(flags[music_end + 90 :])
+
+
+def test_talker_level_rejects_distant_sound_once_the_caller_is_known() -> None:
+    talker = TalkerLevel(TalkerOptions(margin_db=14, hold_margin_db=20, learn_frames=25))
+    assert talker.accepts(-60)  # nobody heard yet: anything may be the caller
+    for level in [-22.0, -18.0] * 15:
+        talker.update(level, voiced_speech=True)
+    assert talker.known
+    assert talker.level_dbfs is not None
+    assert -20 < talker.level_dbfs < -17.5  # near the louder syllables
+    assert talker.accepts(-30)
+    assert not talker.accepts(-36)
+    assert talker.holds(-36)
+    assert not talker.holds(-42)
+    # A quiet stretch of 20 s lets the reference relax by 5 dB.
+    for _ in range(1000):
+        talker.update(-60, voiced_speech=False)
+    assert talker.accepts(-36)

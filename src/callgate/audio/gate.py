@@ -29,6 +29,7 @@ from callgate.audio.music import MusicDetector, MusicOptions
 from callgate.audio.noise_floor import NoiseFloorOptions, NoiseFloorTracker
 from callgate.audio.preroll import PrerollBuffer
 from callgate.audio.state_machine import GateEvent, SpeechStateMachine, StateMachineOptions
+from callgate.audio.talker import TalkerLevel, TalkerOptions
 from callgate.audio.voicing import VoicingAnalyzer
 
 _EMPTY = np.zeros(0, dtype=np.int16)
@@ -68,6 +69,8 @@ class GateOptions:
     """Speech-band filter applied before measuring level."""
     agc: AgcOptions = field(default_factory=AgcOptions)
     """Gain applied to sent frames."""
+    talker: TalkerOptions = field(default_factory=TalkerOptions)
+    """How far below the caller's own level a new candidate may be."""
     confirmer: str = "none"
     """Second stage for candidates: 'none' or 'silero' (Silero VAD, ONNX)."""
     confirmer_threshold: float = 0.5
@@ -83,7 +86,7 @@ class GateOptions:
             )
         if self.music.start_db < self.normal.start_db:
             raise ValueError("music start threshold must not be below the normal one")
-        for name in ("noise", "music_detector", "agc"):
+        for name in ("noise", "music_detector", "agc", "talker"):
             if getattr(self, name).frame_ms != self.frame_ms:
                 raise ValueError(f"{name}.frame_ms must equal frame_ms ({self.frame_ms})")
 
@@ -115,6 +118,8 @@ class SpeechGate:
         self._machine = SpeechStateMachine(o.machine)
         self._preroll = PrerollBuffer(max(o.preroll_frames, o.machine.max_candidate_frames))
         self._agc = SpeechAgc(o.agc)
+        self._talker = TalkerLevel(o.talker)
+        self._min_voicing = o.machine.min_voicing
         self._confirmer: CandidateConfirmer | None = make_confirmer(
             o.confirmer, o.confirmer_threshold, self._frame_samples
         )
@@ -154,9 +159,10 @@ class SpeechGate:
         self._preroll.clear()
         self._agc.reset()
         self._music.reset()
+        self._talker.reset()
         self._history = np.zeros(self._window, dtype=np.float64)
         self._frames = 0
-        self._candidate_levels: list[float] = []
+        self._candidate_peak = -200.0
         self.frames_sent = 0
         if self._confirmer is not None:
             self._confirmer.reset()
@@ -169,6 +175,12 @@ class SpeechGate:
         """Feed int16 samples at 8 kHz; one decision per completed frame."""
         pcm = np.asarray(samples, dtype=np.int16).reshape(-1)
         return [self._process_frame(frame) for frame in self._reframer.push(pcm)]
+
+    def _confirm_candidate(self) -> bool:
+        """Second checks, cheapest first: loud enough to be the caller, then the neural stage."""
+        if not self._talker.accepts(self._candidate_peak):
+            return False
+        return self._confirmer is None or self._confirmer.confirm()
 
     def _thresholds(self) -> Thresholds:
         return self.options.music if self._music.music else self.options.normal
@@ -186,20 +198,24 @@ class SpeechGate:
         voicing = self._voicing.periodicity(self._history) if snr >= thresholds.stop_db else 0.0
         if self._confirmer is not None:
             self._confirmer.observe(frame)
+        if self._machine.state is SILENCE:
+            self._candidate_peak = level
+        else:
+            self._candidate_peak = max(self._candidate_peak, level)
         step = self._machine.step(
             snr,
             thresholds.start_db,
             thresholds.stop_db,
             voicing,
-            self._confirmer.confirm if self._confirmer is not None else None,
+            self._confirm_candidate,
+            distant=not self._talker.holds(level),
         )
-        in_speech = step.state is not SILENCE
-        self._floor.update(level, speech=in_speech or step.event is GateEvent.REJECTED)
-        music = self._music.update(self._history, active=snr >= thresholds.stop_db)
-        if step.state is not SILENCE and step.event is GateEvent.ABOVE_START:
-            self._candidate_levels = []
-        if step.state is not SILENCE and step.state is not SPEECH:
-            self._candidate_levels.append(level)
+        # Confirmed speech never teaches the floor; candidates that came to nothing may.
+        self._floor.update(level, speech=step.state is SPEECH)
+        music = self._music.update(self._history, level)
+        self._talker.update(
+            level, voiced_speech=step.state is SPEECH and voicing >= self._min_voicing
+        )
 
         audio = _EMPTY
         preroll = 0
@@ -207,7 +223,7 @@ class SpeechGate:
         sent = step.state is SPEECH
         if step.event is GateEvent.CONFIRMED:
             # Seed AGC from the loudest candidate frame, then release pre-roll and this frame.
-            self._agc.start_utterance(max([*self._candidate_levels, level]))
+            self._agc.start_utterance(self._candidate_peak)
             held = self._preroll.drain(
                 max(self.options.preroll_frames, self._machine.candidate_frames - 1)
             )

@@ -34,7 +34,9 @@ class MusicOptions:
     held_share_on: float = 0.35
     """Average share of peak energy in held notes above which a stretch is music-like."""
     active_share_on: float = 0.85
-    """Share of frames with sound above the floor needed for a stretch to be music-like."""
+    """Share of frames with sound present needed for a stretch to be music-like."""
+    min_level_dbfs: float = -60.0
+    """Frames quieter than this count as no sound at all, in dBFS."""
     sample_rate_hz: int = 8000
     """Rate of the audio analysed."""
 
@@ -53,14 +55,12 @@ class MusicDetector:
         o = self.options
         self._window = np.hanning(window_samples)
         self._nfft = 1 << int(np.ceil(np.log2(window_samples)))
-        bins = self._nfft // 2 + 1
         low = int(200 * self._nfft / o.sample_rate_hz)
         high = int(3400 * self._nfft / o.sample_rate_hz)
         self._band = slice(low, high)
         self._held_frames = max(1, o.held_ms // o.frame_ms)
         self._on_frames = o.on_ms // o.frame_ms
         self._off_frames = o.off_ms // o.frame_ms
-        self._bins = bins
         self.reset()
 
     def reset(self) -> None:
@@ -74,8 +74,9 @@ class MusicDetector:
         self._quiet_frames = 0
         self.last_held_share = 0.0
 
-    def update(self, window: npt.NDArray[np.float64], *, active: bool) -> bool:
-        """Analyse one window; ``active`` says the frame stands above the noise floor."""
+    def update(self, window: npt.NDArray[np.float64], level_dbfs: float) -> bool:
+        """Analyse the newest window; ``level_dbfs`` is the newest frame's level."""
+        active = level_dbfs >= self.options.min_level_dbfs
         held = self._held_share(window) if active else 0.0
         self.last_held_share = held
         self._push(held, active)

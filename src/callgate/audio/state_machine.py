@@ -13,6 +13,10 @@ Theory of operation, per frame:
   a horn's attack, wind) is not a talker.
 - SPEECH: lasts until the SNR has stayed below the stop threshold for ``hangover_frames``
   frames (``HANGOVER_DONE``). Those frames are still sent, so word ends are not dropped.
+  Sound that stays above the stop threshold but has had no voiced frame for
+  ``max_unvoiced_frames`` counts as below it: a car passing right after the caller's
+  sentence must not keep the gate open. Talkers voice a syllable every ~250 ms. So does
+  a frame the gate marks ``distant``: far below the caller's own level.
 """
 
 from __future__ import annotations
@@ -68,6 +72,8 @@ class StateMachineOptions:
     """Longest a candidate may wait for a voiced frame before it is rejected."""
     min_voicing: float = 0.45
     """Periodicity (0..1) a frame needs to count as voiced; 0 disables the voicing check."""
+    max_unvoiced_frames: int = 15
+    """Frames of SPEECH without a voiced frame after which loud sound no longer holds it."""
 
     def __post_init__(self) -> None:
         if self.confirm_frames < 1:
@@ -76,6 +82,8 @@ class StateMachineOptions:
             raise ValueError(f"hangover_frames must be >= 0, got {self.hangover_frames}")
         if self.max_candidate_frames < self.confirm_frames:
             raise ValueError("max_candidate_frames must be >= confirm_frames")
+        if self.max_unvoiced_frames < 1:
+            raise ValueError(f"max_unvoiced_frames must be >= 1, got {self.max_unvoiced_frames}")
         if not 0 <= self.min_voicing < 1:
             raise ValueError(f"min_voicing must be in [0, 1), got {self.min_voicing}")
 
@@ -108,6 +116,7 @@ class SpeechStateMachine:
         self._above = 0
         self._voiced = False
         self._below = 0
+        self._unvoiced = 0
 
     def step(
         self,
@@ -116,8 +125,14 @@ class SpeechStateMachine:
         stop_db: float,
         voicing: float,
         confirmer: Confirmer | None = None,
+        *,
+        distant: bool = False,
     ) -> Step:
-        """Advance by one frame. ``confirmer`` is asked only when DSP rules would confirm."""
+        """Advance by one frame. ``confirmer`` is asked only when DSP rules would confirm.
+
+        ``distant`` marks a frame far quieter than the caller's own voice (a TV across the
+        room); during SPEECH it counts as below the stop threshold.
+        """
         if self.state is SILENCE:
             if snr_db < start_db:
                 return Step(SILENCE, None, "below start")
@@ -128,7 +143,9 @@ class SpeechStateMachine:
             return self._candidate(snr_db, start_db, stop_db, voicing, confirmer, fresh=True)
         if self.state is MAYBE_SPEECH:
             return self._candidate(snr_db, start_db, stop_db, voicing, confirmer, fresh=False)
-        if snr_db >= stop_db:
+        voiced = self.options.min_voicing == 0 or voicing >= self.options.min_voicing
+        self._unvoiced = 0 if voiced else self._unvoiced + 1
+        if snr_db >= stop_db and not distant and self._unvoiced <= self.options.max_unvoiced_frames:
             self._below = 0
             return Step(SPEECH, None, "speech")
         self._below += 1
@@ -158,6 +175,7 @@ class SpeechStateMachine:
         if self._above >= o.confirm_frames and self._voiced:
             if confirmer is None or confirmer():
                 self._below = 0
+                self._unvoiced = 0
                 self._fire(GateEvent.CONFIRMED)
                 return Step(SPEECH, GateEvent.CONFIRMED, "onset")
             self._fire(GateEvent.REJECTED)

@@ -13,8 +13,8 @@ from collections.abc import Callable
 
 import numpy as np
 import numpy.typing as npt
-from scipy import signal as sps
 
+from callgate.synth.dsp import add_at, adsr, band, colored_noise, hum, reverb, smooth_random, tone
 from callgate.synth.speech import espeak_available, random_utterance, speech_like
 
 FloatAudio = npt.NDArray[np.float64]
@@ -80,93 +80,11 @@ def mix_at_snr(
     return speech + noise * noise_gain_for_snr(speech, noise, snr_db, sample_rate_hz)
 
 
-# ---- building blocks ---------------------------------------------------------------------
-
-
-def colored_noise(n: int, rng: np.random.Generator, exponent: float) -> FloatAudio:
-    """Noise with power spectrum ~ 1/f**exponent (0 white, 1 pink, 2 brown), unit RMS."""
-    spectrum = np.fft.rfft(rng.standard_normal(n))
-    f = np.arange(spectrum.size, dtype=np.float64)
-    f[0] = 1.0
-    x = np.fft.irfft(spectrum / f ** (exponent / 2.0), n)
-    return np.asarray(x / (np.sqrt(np.mean(x**2)) + 1e-20), dtype=np.float64)
-
-
-def _band(
-    x: FloatAudio, low: float | None, high: float | None, rate: int, order: int = 2
-) -> FloatAudio:
-    nyq = rate / 2.0
-    if high is not None and high >= nyq * 0.98:
-        high = None
-    if low is not None and high is not None:
-        sos = sps.butter(order, [low, high], "bandpass", fs=rate, output="sos")
-    elif low is not None:
-        sos = sps.butter(order, low, "highpass", fs=rate, output="sos")
-    elif high is not None:
-        sos = sps.butter(order, high, "lowpass", fs=rate, output="sos")
-    else:
-        return x
-    return np.asarray(sps.sosfilt(sos, x), dtype=np.float64)
-
-
-def _smooth_random(n: int, rng: np.random.Generator, rate: int, rate_hz: float) -> FloatAudio:
-    """A slow random curve in [0, 1]: interpolated random points ``rate_hz`` apart."""
-    points = max(2, int(n / rate * rate_hz) + 2)
-    knots = rng.random(points)
-    x = np.linspace(0, points - 1, n)
-    curve = np.interp(x, np.arange(points), knots)
-    return np.asarray(curve, dtype=np.float64)
-
-
-def hum(n: int, rate: int, rng: np.random.Generator, mains_hz: float | None = None) -> FloatAudio:
-    """Mains hum: a fundamental and odd harmonics with slight random phases; unit-ish RMS."""
-    base = mains_hz if mains_hz is not None else float(rng.choice([50.0, 60.0]))
-    t = np.arange(n) / rate
-    out = np.zeros(n)
-    for h, amp in ((1, 1.0), (2, 0.3), (3, 0.5), (5, 0.25), (7, 0.12)):
-        if base * h < rate / 2:
-            out += amp * np.sin(2 * np.pi * base * h * t + rng.uniform(0, 2 * np.pi))
-    return out
+# ---- beds ------------------------------------------------------------------------------
 
 
 def _normalize(x: FloatAudio) -> FloatAudio:
     return set_level_dbfs(x, _BED_DBFS)
-
-
-def _tone(freq: float, dur_n: int, rate: int, harmonics: int, decay: float) -> FloatAudio:
-    """A harmonic tone with 1/h^decay harmonics, all below Nyquist."""
-    t = np.arange(dur_n) / rate
-    out = np.zeros(dur_n)
-    for h in range(1, harmonics + 1):
-        if freq * h >= rate / 2 * 0.95:
-            break
-        out += np.sin(2 * np.pi * freq * h * t) / h**decay
-    return out
-
-
-def _adsr(
-    n: int, rate: int, attack: float, decay: float, *, sustain: float, release: float
-) -> FloatAudio:
-    a = max(1, int(attack * rate))
-    d = max(1, int(decay * rate))
-    r = max(1, int(release * rate))
-    s = max(0, n - a - d - r)
-    env = np.concatenate(
-        [
-            np.linspace(0, 1, a),
-            np.linspace(1, sustain, d),
-            np.full(s, sustain),
-            np.linspace(sustain, 0, r),
-        ]
-    )
-    return env[:n] if env.size >= n else np.pad(env, (0, n - env.size))
-
-
-def _add(out: FloatAudio, start: int, seg: FloatAudio) -> None:
-    if start >= out.size:
-        return
-    end = min(out.size, start + seg.size)
-    out[start:end] += seg[: end - start]
 
 
 def _talker_stream(
@@ -180,22 +98,9 @@ def _talker_stream(
     while pos < n:
         utt = random_utterance(rng, rate, use_espeak=use_espeak)
         utt = utt / (np.sqrt(np.mean(utt**2)) + 1e-12)
-        _add(out, pos, utt)
+        add_at(out, pos, utt)
         pos += utt.size + int(rng.uniform(*gap_s) * rate)
     return out
-
-
-def reverb(x: FloatAudio, rate: int, rng: np.random.Generator, rt60_s: float = 0.5) -> FloatAudio:
-    """Room reverb: convolution with exponentially decaying noise (a synthetic RIR)."""
-    n = int(rt60_s * rate)
-    t = np.arange(n) / rate
-    ir = rng.standard_normal(n) * np.exp(-6.9 * t / rt60_s)
-    ir[0] = 3.0  # the direct path
-    y = sps.fftconvolve(x, ir)[: x.size]
-    return np.asarray(y, dtype=np.float64)
-
-
-# ---- beds --------------------------------------------------------------------------------
 
 
 def quiet_room(duration_s: float, sample_rate_hz: int, rng: np.random.Generator) -> FloatAudio:
@@ -209,11 +114,11 @@ def fan(duration_s: float, sample_rate_hz: int, rng: np.random.Generator) -> Flo
     """A fan: stationary broadband colored noise, blade modulation and motor hum."""
     n = int(duration_s * sample_rate_hz)
     rate = sample_rate_hz
-    broad = _band(colored_noise(n, rng, 0.7), 150.0, 2500.0, rate)
+    broad = band(colored_noise(n, rng, 0.7), 150.0, 2500.0, rate)
     broad /= np.sqrt(np.mean(broad**2)) + 1e-12
     t = np.arange(n) / rate
     blade = 1.0 + 0.15 * np.sin(2 * np.pi * rng.uniform(15, 30) * t)
-    motor = _tone(rng.uniform(90, 160), n, rate, 6, 1.0)
+    motor = tone(rng.uniform(90, 160), n, rate, 6, 1.0)
     return _normalize(broad * blade + 0.25 * motor + 0.1 * hum(n, rate, rng))
 
 
@@ -224,7 +129,7 @@ def _car(rate: int, rng: np.random.Generator) -> FloatAudio:
     t = np.arange(n) / rate
     center = dur / 2
     env = np.exp(-(((t - center) / (dur / 5)) ** 2))
-    tyre = _band(rng.standard_normal(n), 80.0, 1500.0, rate)
+    tyre = band(rng.standard_normal(n), 80.0, 1500.0, rate)
     tyre /= np.sqrt(np.mean(tyre**2)) + 1e-12
     f_engine = rng.uniform(60, 140)
     doppler = 1.0 + 0.06 * np.tanh(-(t - center) * 2.0)
@@ -236,8 +141,8 @@ def _car(rate: int, rng: np.random.Generator) -> FloatAudio:
 def _horn(rate: int, rng: np.random.Generator) -> FloatAudio:
     n = int(rng.uniform(0.3, 0.8) * rate)
     f = rng.uniform(380, 480)
-    x = _tone(f, n, rate, 8, 0.7) + _tone(f * 1.26, n, rate, 8, 0.7)
-    return x * _adsr(n, rate, 0.02, 0.05, sustain=0.9, release=0.05)
+    x = tone(f, n, rate, 8, 0.7) + tone(f * 1.26, n, rate, 8, 0.7)
+    return x * adsr(n, rate, 0.02, 0.05, sustain=0.9, release=0.05)
 
 
 def street(duration_s: float, sample_rate_hz: int, rng: np.random.Generator) -> FloatAudio:
@@ -251,10 +156,10 @@ def street(duration_s: float, sample_rate_hz: int, rng: np.random.Generator) -> 
         if pos < 0:
             car = car[-pos:]
             pos = 0
-        _add(out, pos, car)
+        add_at(out, pos, car)
         pos += int(rng.uniform(1.5, 6.0) * rate)
     for _ in range(rng.poisson(duration_s / 15.0)):
-        _add(out, int(rng.uniform(0, duration_s) * rate), 0.8 * _horn(rate, rng))
+        add_at(out, int(rng.uniform(0, duration_s) * rate), 0.8 * _horn(rate, rng))
     return _normalize(out)
 
 
@@ -270,16 +175,16 @@ def open_window(duration_s: float, sample_rate_hz: int, rng: np.random.Generator
     """An open window: wind gusts (slowly modulated low noise), distant traffic, birds."""
     rate = sample_rate_hz
     n = int(duration_s * rate)
-    gust = 0.2 + _smooth_random(n, rng, rate, 0.4) ** 2 * 1.5
-    wind = _band(colored_noise(n, rng, 1.0), 60.0, 900.0, rate) * gust
+    gust = 0.2 + smooth_random(n, rng, rate, 0.4) ** 2 * 1.5
+    wind = band(colored_noise(n, rng, 1.0), 60.0, 900.0, rate) * gust
     wind /= np.sqrt(np.mean(wind**2)) + 1e-12
-    traffic = 0.4 * _band(colored_noise(n, rng, 2.0), 50.0, 600.0, rate)
+    traffic = 0.4 * band(colored_noise(n, rng, 2.0), 50.0, 600.0, rate)
     out = wind + traffic / (np.sqrt(np.mean(traffic**2)) + 1e-12) * 0.4
     t = 0.0
     while t < duration_s:
         t += rng.exponential(1.5)
         for k in range(int(rng.integers(1, 5))):
-            _add(out, int((t + 0.18 * k) * rate), 0.5 * _bird(rate, rng))
+            add_at(out, int((t + 0.18 * k) * rate), 0.5 * _bird(rate, rng))
     return _normalize(out)
 
 
@@ -316,16 +221,16 @@ def music(
         chord_root = root * 2 ** (degree / 12)
         for interval in (0, 4, 7) if degree in (0, 5, 7) else (0, 3, 7):
             f = chord_root * 2 ** (interval / 12) * 2
-            note = _tone(f, 4 * beat_n, rate, 6, 1.2) * _adsr(
+            note = tone(f, 4 * beat_n, rate, 6, 1.2) * adsr(
                 4 * beat_n, rate, 0.03, 0.3, sustain=0.6, release=0.3
             )
-            _add(out, start, 0.25 * note)
+            add_at(out, start, 0.25 * note)
         for b in range(4):
             bn = beat_n
-            bass = _tone(chord_root / 2, bn, rate, 8, 1.0) * _adsr(
+            bass = tone(chord_root / 2, bn, rate, 8, 1.0) * adsr(
                 bn, rate, 0.01, 0.1, sustain=0.7, release=0.05
             )
-            _add(out, start + b * beat_n, 0.4 * bass)
+            add_at(out, start + b * beat_n, 0.4 * bass)
             for half in range(2 if loudness > 0.3 else 1):
                 step = int(rng.integers(0, len(major)))
                 f = chord_root * 4 * 2 ** (major[step] / 12)
@@ -334,27 +239,27 @@ def music(
                 vib = 1 + 0.01 * np.sin(2 * np.pi * 5.5 * t)
                 lead = np.sin(2 * np.pi * np.cumsum(f * vib) / rate)
                 lead += 0.4 * np.sin(4 * np.pi * np.cumsum(f * vib) / rate)
-                _add(
+                add_at(
                     out,
                     start + b * beat_n + half * ln,
-                    0.2 * lead * _adsr(ln, rate, 0.02, 0.05, sustain=0.8, release=0.05),
+                    0.2 * lead * adsr(ln, rate, 0.02, 0.05, sustain=0.8, release=0.05),
                 )
             # drums: kick on 1 and 3, snare on 2 and 4, hi-hats on eighths
             dn = int(0.15 * rate)
             if b % 2 == 0:
                 t = np.arange(dn) / rate
                 kick = np.sin(2 * np.pi * np.cumsum(np.linspace(150, 50, dn)) / rate)
-                _add(out, start + b * beat_n, (0.3 + 0.5 * loudness) * kick * np.exp(-t * 25))
+                add_at(out, start + b * beat_n, (0.3 + 0.5 * loudness) * kick * np.exp(-t * 25))
             else:
-                snare = _band(rng.standard_normal(dn), 300.0, 3000.0, rate)
+                snare = band(rng.standard_normal(dn), 300.0, 3000.0, rate)
                 snare *= np.exp(-np.arange(dn) / rate * 30)
-                _add(out, start + b * beat_n, (0.1 + 0.4 * loudness) * snare)
+                add_at(out, start + b * beat_n, (0.1 + 0.4 * loudness) * snare)
             hn = int(0.04 * rate)
-            hat = _band(rng.standard_normal(hn), 2500.0, None, rate) * np.exp(
+            hat = band(rng.standard_normal(hn), 2500.0, None, rate) * np.exp(
                 -np.arange(hn) / rate * 80
             )
             for e in range(2):
-                _add(out, start + b * beat_n + e * beat_n // 2, 0.15 * loudness * hat)
+                add_at(out, start + b * beat_n + e * beat_n // 2, 0.15 * loudness * hat)
         bar += 1
     if loudness > 0:
         drive = 1.0 + 3.0 * loudness  # compression: louder productions are denser
@@ -375,13 +280,13 @@ def hold_music(duration_s: float, sample_rate_hz: int, rng: np.random.Generator)
     i = 0
     while pos < n:
         f = root * 2 ** (melody[i % len(melody)] / 12)
-        tone = _tone(f, note_n, rate, 3, 1.5) * _adsr(
+        note = tone(f, note_n, rate, 3, 1.5) * adsr(
             note_n, rate, 0.01, 0.05, sustain=0.7, release=0.05
         )
-        _add(out, pos, tone)
+        add_at(out, pos, note)
         pos += note_n
         i += 1
-    out = _band(out, 500.0, 3000.0, rate, order=3)
+    out = band(out, 500.0, 3000.0, rate, order=3)
     out = np.round(out / (np.max(np.abs(out)) + 1e-12) * 64) / 64  # a cheap, tinny player
     return _normalize(out)
 
@@ -390,7 +295,7 @@ def tv(duration_s: float, sample_rate_hz: int, rng: np.random.Generator) -> Floa
     """A TV in the room: one distant talker with reverb over background music."""
     rate = sample_rate_hz
     talker = reverb(_talker_stream(duration_s, rate, rng, (0.2, 1.2)), rate, rng, 0.6)
-    talker = _band(talker, 150.0, 5000.0, rate)
+    talker = band(talker, 150.0, 5000.0, rate)
     talker = set_level_dbfs(talker, -20.0)
     bg = music(duration_s, rate, rng, loudness=0.3)
     return _normalize(talker + db_to_amp(-10.0) * bg)

@@ -1,0 +1,140 @@
+"""Benchmark metrics and shared post-processing on hand-made masks with known answers."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from benchmarks.corpus import label_frames, merge_short_gaps
+from benchmarks.detectors import apply_preroll_hangover, with_overrides
+from benchmarks.metrics import Counts, DetectorResult, utterances
+
+
+def _mask(n: int, *ranges: tuple[int, int]) -> np.ndarray:
+    m = np.zeros(n, dtype=bool)
+    for a, b in ranges:
+        m[a:b] = True
+    return m
+
+
+def test_f1_precision_recall_known_values() -> None:
+    labels = _mask(20, (5, 15))  # 10 speech frames
+    sent = _mask(20, (8, 18))  # 7 hits, 3 false, 3 missed
+    c = Counts()
+    c.add(sent, labels)
+    assert (c.tp, c.fp, c.fn) == (7, 3, 3)
+    assert c.precision == pytest.approx(0.7)
+    assert c.recall == pytest.approx(0.7)
+    assert c.f1 == pytest.approx(0.7)
+    assert c.sent_share == pytest.approx(0.5)
+
+
+def test_onset_clipping_and_first_100ms() -> None:
+    labels = _mask(60, (10, 30), (40, 55))
+    sent = _mask(60, (8, 30), (43, 55))  # first heard whole, second clipped by 3 frames
+    c = Counts()
+    c.add(sent, labels)
+    assert c.onset_delays_ms == [0.0, 60.0]
+    assert c.first_100ms_lost == 1
+    assert c.first_100ms_lost_share == pytest.approx(0.5)
+    assert c.utterances_heard == 1  # 12/15 = 80% < 90%
+    assert c.utterance_recall == pytest.approx(0.5)
+    assert c.onset_clip_ms(50) == pytest.approx(30.0)
+
+
+def test_missed_utterance_counts_as_clipped_for_its_length() -> None:
+    c = Counts()
+    c.add(_mask(30, (20, 30)), _mask(30, (5, 12), (20, 30)))
+    assert c.onset_delays_ms == [140.0, 0.0]
+    assert c.utterance_recall == pytest.approx(0.5)
+
+
+def test_no_speech_is_perfect_precision_and_recall_when_silent() -> None:
+    c = Counts()
+    c.add(np.zeros(50, dtype=bool), np.zeros(50, dtype=bool))
+    assert c.precision == 1.0
+    assert c.recall == 1.0
+    assert c.sent_share == 0.0
+    assert np.isnan(c.utterance_recall)
+
+
+def test_counts_merge_adds_up() -> None:
+    a, b, both = Counts(), Counts(), Counts()
+    la, sa = _mask(20, (3, 9)), _mask(20, (2, 7))
+    lb, sb = _mask(30, (10, 25)), _mask(30, (0, 5), (12, 25))
+    a.add(sa, la)
+    b.add(sb, lb)
+    a.merge(b)
+    both.add(np.concatenate([sa, sb]), np.concatenate([la, lb]))
+    assert (a.tp, a.fp, a.fn, a.utterances, a.first_100ms_lost) == (
+        both.tp, both.fp, both.fn, both.utterances, both.first_100ms_lost,
+    )  # fmt: skip
+
+
+def test_detector_result_buckets() -> None:
+    r = DetectorResult("x")
+    r.add_clip("speech", "fan", "quiet", _mask(10, (2, 6)), _mask(10, (2, 6)))
+    r.add_clip("noise_only", "fan", "none", _mask(10, (0, 5)), np.zeros(10, dtype=bool))
+    r.add_clip(
+        "music_only", "music_loud", "none", np.zeros(10, dtype=bool), np.zeros(10, dtype=bool)
+    )
+    assert r.noise_only.sent_share == pytest.approx(0.5)
+    assert r.music_only.sent_share == 0.0
+    assert r.by_family["fan"].f1 == pytest.approx(1.0)
+    assert r.overall.precision == pytest.approx(4 / 9)
+    assert "none" not in r.by_talker
+
+
+def test_utterance_runs() -> None:
+    assert utterances(_mask(10, (0, 2), (5, 10))) == [(0, 2), (5, 10)]
+    assert utterances(np.zeros(4, dtype=bool)) == []
+
+
+def test_preroll_and_hangover_dilate_each_run() -> None:
+    raw = _mask(40, (15, 20))
+    sent = apply_preroll_hangover(raw, preroll_frames=10, hangover_frames=4)
+    assert np.array_equal(sent, _mask(40, (5, 24)))
+
+
+def test_preroll_is_clipped_at_the_stream_start_and_runs_merge() -> None:
+    raw = _mask(30, (3, 5), (10, 12))
+    sent = apply_preroll_hangover(raw, preroll_frames=10, hangover_frames=4)
+    assert np.array_equal(sent, _mask(30, (0, 16)))
+    assert not apply_preroll_hangover(np.zeros(8, dtype=bool), 10, 4).any()
+
+
+def test_merge_short_gaps_only_fills_short_interior_gaps() -> None:
+    labels = _mask(40, (2, 5), (10, 12), (25, 30))
+    merged = merge_short_gaps(labels, 10)
+    assert np.array_equal(merged, _mask(40, (2, 12), (25, 30)))
+
+
+def test_label_frames_follows_the_utterance_envelope() -> None:
+    rate = 8000
+    clean = np.zeros(rate * 2)
+    t = np.arange(rate // 2) / rate
+    clean[4000:8000] = 0.1 * np.sin(2 * np.pi * 300 * t)  # frames 25..49
+    labels = label_frames(clean, [(3000, 9000)])
+    assert np.array_equal(labels, _mask(100, (25, 50)))
+
+
+def test_with_overrides_replaces_nested_fields_together() -> None:
+    @dataclasses.dataclass(frozen=True)
+    class Pair:
+        start: float = 8.0
+        stop: float = 5.0
+
+        def __post_init__(self) -> None:
+            if self.start < self.stop:
+                raise ValueError("start below stop")
+
+    @dataclasses.dataclass(frozen=True)
+    class Opts:
+        normal: Pair = dataclasses.field(default_factory=Pair)
+        name: str = "none"
+
+    out = with_overrides(Opts(), {"normal.start": 3.0, "normal.stop": 2.0, "name": "x"})
+    assert out == Opts(Pair(3.0, 2.0), "x")
+    assert with_overrides(Opts(), {}) == Opts()
