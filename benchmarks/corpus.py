@@ -30,7 +30,7 @@ from callgate.synth.scenes import (
 )
 from callgate.synth.speech import espeak_available, random_utterance
 
-CORPUS_VERSION = "2"
+CORPUS_VERSION = "3"
 SYNTH_RATE_HZ = 16000
 FRAME_SAMPLES = 160  # 20 ms at 8 kHz
 CACHE_DIR = Path(__file__).resolve().parent / ".cache"
@@ -178,15 +178,24 @@ def corpus_specs(*, quick: bool = False) -> list[ClipSpec]:
 
 
 def label_frames(
-    clean8k: npt.NDArray[np.float64], spans: list[tuple[int, int]]
+    clean8k: npt.NDArray[np.float64],
+    spans: list[tuple[int, int]],
+    noise8k: npt.NDArray[np.float64] | None = None,
 ) -> npt.NDArray[np.bool_]:
     """Speech labels per 20 ms frame from the clean speech at 8 kHz.
 
     Within each utterance span (sample range), a frame is speech when its energy is within
-    35 dB of the utterance's loudest frame and above -60 dBFS; gaps under 200 ms between
-    speech frames are then filled.
+    35 dB of the utterance's loudest frame, above -60 dBFS, and, given the noise, not
+    masked by it: the frame's in-band speech energy is at least the noise energy of the
+    same frame. A word onset buried under the noise is inaudible to a person too, and
+    counting it would score every detector on sound nobody could hear. Gaps under 200 ms
+    between speech frames are then filled.
     """
     energies = frame_energies_db(clean8k, 8000)
+    audible = np.ones(energies.size, dtype=bool)
+    if noise8k is not None:
+        noise_energies = frame_energies_db(noise8k, 8000)[: energies.size]
+        audible[: noise_energies.size] = energies[: noise_energies.size] >= noise_energies
     labels = np.zeros(energies.size, dtype=bool)
     for start, end in spans:
         f0 = start // FRAME_SAMPLES
@@ -194,7 +203,7 @@ def label_frames(
         if f1 <= f0:
             continue
         seg = energies[f0:f1]
-        labels[f0:f1] |= (seg > seg.max() - 35.0) & (seg > -60.0)
+        labels[f0:f1] |= (seg > seg.max() - 35.0) & (seg > -60.0) & audible[f0:f1]
     return merge_short_gaps(labels, 10)
 
 
@@ -276,8 +285,9 @@ def build_clip(spec: ClipSpec) -> Clip:
             target = speech_level - spec.jump_db
             noise = noise + jump * db_to_amp(target - _inband_rms_dbfs(jump[jump != 0]))
     pcm = telephone_channel(clean + noise, rate)
-    clean8k = telephone_channel_float(clean)
-    labels = label_frames(clean8k, [(a // 2, b // 2) for a, b in spans])
+    clean8k = telephone_channel_float(inband(clean))
+    noise8k = telephone_channel_float(inband(noise))
+    labels = label_frames(clean8k, [(a // 2, b // 2) for a, b in spans], noise8k)
     frames = min(labels.size, pcm.size // FRAME_SAMPLES)
     return Clip(spec, pcm[: frames * FRAME_SAMPLES], labels[:frames])
 

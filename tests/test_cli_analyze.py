@@ -74,9 +74,12 @@ def test_single_wav_writes_one_row_per_frame_with_preroll(tmp_path: Path) -> Non
     assert [int(r["t_ms"]) for r in rows[:3]] == [0, 20, 40]
     first_speech = next(i for i, r in enumerate(rows) if r["state"] == "speech")
     assert 50 <= first_speech <= 56  # the burst starts at 1.00 s = frame 50
+    onset = next(i for i, r in enumerate(rows) if r["state"] != "silence")
+    assert onset <= first_speech
     sent = [int(r["sent"]) for r in rows]
-    assert sent[first_speech - 10 : first_speech] == [1] * 10  # 200 ms pre-roll
-    assert sent[first_speech - 11] == 0
+    # 200 ms of pre-roll before the first candidate frame, then every frame up to speech.
+    assert sent[onset - 10 : first_speech + 1] == [1] * (first_speech + 11 - onset)
+    assert sent[onset - 11] == 0
     assert sum(sent[:40]) == 0  # the low noise before the burst is never sent
     assert rows[first_speech]["snr_db"].count(".") == 1
     assert len(rows[first_speech]["snr_db"].split(".")[1]) == 2

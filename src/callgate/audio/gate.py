@@ -54,7 +54,16 @@ class GateOptions:
     frame_ms: int = 20
     """Analysis frame, in ms (AUDIO_FRAME_SIZE_MS)."""
     preroll_ms: int = 200
-    """Audio sent from before the onset, in ms (AUDIO_PREROLL_MS). Always covers the candidate."""
+    """Audio sent from before the onset, in ms (AUDIO_PREROLL_MS).
+
+    The onset is the first MAYBE_SPEECH frame of the attempt that was confirmed, so the
+    candidate frames are always sent too, on top of the pre-roll."""
+    attempt_gap_ms: int = 200
+    """Candidates closer together than this form one attempt: a word that opens with a long
+    unvoiced consonant may be rejected and re-opened before its vowel confirms it, and its
+    pre-roll must still reach back to the consonant."""
+    max_attempt_ms: int = 1000
+    """Longest stretch of candidate audio released at an onset, in ms."""
     normal: Thresholds = field(default_factory=lambda: Thresholds(8.0, 5.0))
     """SNR thresholds without music (SNR_START_NORMAL / SNR_STOP_NORMAL)."""
     music: Thresholds = field(default_factory=lambda: Thresholds(12.0, 8.0))
@@ -86,6 +95,8 @@ class GateOptions:
             )
         if self.music.start_db < self.normal.start_db:
             raise ValueError("music start threshold must not be below the normal one")
+        if self.attempt_gap_ms < 0 or self.max_attempt_ms < self.frame_ms:
+            raise ValueError("attempt_gap_ms must be >= 0 and max_attempt_ms at least one frame")
         for name in ("noise", "music_detector", "agc", "talker"):
             if getattr(self, name).frame_ms != self.frame_ms:
                 raise ValueError(f"{name}.frame_ms must equal frame_ms ({self.frame_ms})")
@@ -116,10 +127,14 @@ class SpeechGate:
         self._music = MusicDetector(self._window, o.music_detector)
         self._floor = NoiseFloorTracker(o.noise)
         self._machine = SpeechStateMachine(o.machine)
-        self._preroll = PrerollBuffer(max(o.preroll_frames, o.machine.max_candidate_frames))
+        self._attempt_gap_frames = o.attempt_gap_ms // o.frame_ms
+        self._max_attempt_frames = max(o.max_attempt_ms // o.frame_ms, 1)
+        self._preroll = PrerollBuffer(o.preroll_frames + self._max_attempt_frames)
         self._agc = SpeechAgc(o.agc)
         self._talker = TalkerLevel(o.talker)
         self._min_voicing = o.machine.min_voicing
+        # Held tones are periodic too: no voiced starts while sound is even half music-like.
+        self._tonal_limit = o.music_detector.held_share_on / 2
         self._confirmer: CandidateConfirmer | None = make_confirmer(
             o.confirmer, o.confirmer_threshold, self._frame_samples
         )
@@ -163,6 +178,8 @@ class SpeechGate:
         self._history = np.zeros(self._window, dtype=np.float64)
         self._frames = 0
         self._candidate_peak = -200.0
+        self._attempt_start = 0
+        self._chain_until = -1
         self.frames_sent = 0
         if self._confirmer is not None:
             self._confirmer.reset()
@@ -202,6 +219,7 @@ class SpeechGate:
             self._candidate_peak = level
         else:
             self._candidate_peak = max(self._candidate_peak, level)
+        was_silent = self._machine.state is SILENCE
         step = self._machine.step(
             snr,
             thresholds.start_db,
@@ -209,7 +227,13 @@ class SpeechGate:
             voicing,
             self._confirm_candidate,
             distant=not self._talker.holds(level),
+            voiced_start=self._music.likelihood < self._tonal_limit,
         )
+        if step.event is GateEvent.ABOVE_START and was_silent and index > self._chain_until:
+            self._attempt_start = index
+        if step.event is GateEvent.REJECTED and not step.voiced_candidate:
+            # Unvoiced so far (a long "s" or "f"): the vowel may still come and confirm it.
+            self._chain_until = index + self._attempt_gap_frames
         # Confirmed speech never teaches the floor; candidates that came to nothing may.
         self._floor.update(level, speech=step.state is SPEECH)
         music = self._music.update(self._history, level)
@@ -224,9 +248,8 @@ class SpeechGate:
         if step.event is GateEvent.CONFIRMED:
             # Seed AGC from the loudest candidate frame, then release pre-roll and this frame.
             self._agc.start_utterance(self._candidate_peak)
-            held = self._preroll.drain(
-                max(self.options.preroll_frames, self._machine.candidate_frames - 1)
-            )
+            attempt = min(index - self._attempt_start, self._max_attempt_frames)
+            held = self._preroll.drain(self.options.preroll_frames + attempt)
             preroll = len(held)
             chunk = np.concatenate([*held, frame]) if held else frame
             gained, gain = self._agc.apply(chunk, level, speech=True)

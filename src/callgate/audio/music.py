@@ -74,6 +74,11 @@ class MusicDetector:
         self._quiet_frames = 0
         self.last_held_share = 0.0
 
+    @property
+    def likelihood(self) -> float:
+        """Recent average share of held-note energy, 0..1: how music-like the sound is now."""
+        return self._held_sum / len(self._held_scores) if self._held_scores else 0.0
+
     def update(self, window: npt.NDArray[np.float64], level_dbfs: float) -> bool:
         """Analyse the newest window; ``level_dbfs`` is the newest frame's level."""
         active = level_dbfs >= self.options.min_level_dbfs

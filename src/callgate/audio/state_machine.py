@@ -5,10 +5,13 @@ that is not in the table raises :class:`InvalidTransitionError` naming the state
 Rule 2: this file knows SNR, thresholds and voicing, nothing about audio or sockets.
 
 Theory of operation, per frame:
-- SILENCE: an SNR at or above the start threshold is a candidate (``ABOVE_START``).
-- MAYBE_SPEECH: the candidate is confirmed (``CONFIRMED``) once ``confirm_frames`` frames
-  have reached the start threshold and at least one was voiced (and the optional second
-  stage agrees). It falls back (``REJECTED``) when the SNR drops below the stop threshold,
+- SILENCE: an SNR at or above the start threshold is a candidate (``ABOVE_START``). So is
+  a strongly voiced frame (periodicity >= ``voiced_start``) above the stop threshold: a
+  quiet caller's first vowel often peaks a few dB short of the start threshold, and a
+  noise burst is rarely that periodic. The gate turns this off while music plays.
+- MAYBE_SPEECH: the candidate is confirmed (``CONFIRMED``) once it has held above the stop
+  threshold for ``confirm_frames`` frames with at least one voiced frame (and the optional
+  second stage agrees). It falls back (``REJECTED``) when the SNR drops below the stop threshold,
   or when ``max_candidate_frames`` pass without voicing: a loud but unvoiced burst (a door,
   a horn's attack, wind) is not a talker.
 - SPEECH: lasts until the SNR has stayed below the stop threshold for ``hangover_frames``
@@ -72,6 +75,9 @@ class StateMachineOptions:
     """Longest a candidate may wait for a voiced frame before it is rejected."""
     min_voicing: float = 0.45
     """Periodicity (0..1) a frame needs to count as voiced; 0 disables the voicing check."""
+    voiced_start: float = 0.7
+    """Periodicity that lets a frame between the stop and start thresholds open a candidate
+    (0 = only the start threshold opens one)."""
     max_unvoiced_frames: int = 15
     """Frames of SPEECH without a voiced frame after which loud sound no longer holds it."""
 
@@ -84,6 +90,8 @@ class StateMachineOptions:
             raise ValueError("max_candidate_frames must be >= confirm_frames")
         if self.max_unvoiced_frames < 1:
             raise ValueError(f"max_unvoiced_frames must be >= 1, got {self.max_unvoiced_frames}")
+        if not 0 <= self.voiced_start < 1:
+            raise ValueError(f"voiced_start must be in [0, 1), got {self.voiced_start}")
         if not 0 <= self.min_voicing < 1:
             raise ValueError(f"min_voicing must be in [0, 1), got {self.min_voicing}")
 
@@ -96,6 +104,8 @@ class Step:
     event: GateEvent | None
     reason: str
     in_hangover: bool = False
+    voiced_candidate: bool = False
+    """For a candidate: a voiced frame has been seen in it."""
 
 
 Confirmer = Callable[[], bool]
@@ -113,7 +123,6 @@ class SpeechStateMachine:
         """Back to SILENCE with no history."""
         self.state = SILENCE
         self.candidate_frames = 0
-        self._above = 0
         self._voiced = False
         self._below = 0
         self._unvoiced = 0
@@ -127,22 +136,29 @@ class SpeechStateMachine:
         confirmer: Confirmer | None = None,
         *,
         distant: bool = False,
+        voiced_start: bool = True,
     ) -> Step:
         """Advance by one frame. ``confirmer`` is asked only when DSP rules would confirm.
 
         ``distant`` marks a frame far quieter than the caller's own voice (a TV across the
-        room); during SPEECH it counts as below the stop threshold.
+        room); during SPEECH it counts as below the stop threshold. ``voiced_start`` allows
+        strongly voiced frames to open a candidate below the start threshold.
         """
         if self.state is SILENCE:
-            if snr_db < start_db:
+            vowel = (
+                voiced_start
+                and self.options.voiced_start > 0
+                and snr_db >= stop_db
+                and voicing >= self.options.voiced_start
+            )
+            if snr_db < start_db and not vowel:
                 return Step(SILENCE, None, "below start")
             self.candidate_frames = 0
-            self._above = 0
             self._voiced = False
             self._fire(GateEvent.ABOVE_START)
-            return self._candidate(snr_db, start_db, stop_db, voicing, confirmer, fresh=True)
+            return self._candidate(snr_db, stop_db, voicing, confirmer, fresh=True)
         if self.state is MAYBE_SPEECH:
-            return self._candidate(snr_db, start_db, stop_db, voicing, confirmer, fresh=False)
+            return self._candidate(snr_db, stop_db, voicing, confirmer, fresh=False)
         voiced = self.options.min_voicing == 0 or voicing >= self.options.min_voicing
         self._unvoiced = 0 if voiced else self._unvoiced + 1
         if snr_db >= stop_db and not distant and self._unvoiced <= self.options.max_unvoiced_frames:
@@ -157,7 +173,6 @@ class SpeechStateMachine:
     def _candidate(
         self,
         snr_db: float,
-        start_db: float,
         stop_db: float,
         voicing: float,
         confirmer: Confirmer | None,
@@ -167,24 +182,29 @@ class SpeechStateMachine:
         o = self.options
         if snr_db < stop_db and not fresh:
             self._fire(GateEvent.REJECTED)
-            return Step(SILENCE, GateEvent.REJECTED, "candidate fell below stop")
+            return Step(
+                SILENCE,
+                GateEvent.REJECTED,
+                "candidate fell below stop",
+                voiced_candidate=self._voiced,
+            )
         self.candidate_frames += 1
-        self._above += snr_db >= start_db
         self._voiced = self._voiced or o.min_voicing == 0 or voicing >= o.min_voicing
         event = GateEvent.ABOVE_START if fresh else None
-        if self._above >= o.confirm_frames and self._voiced:
+        if self.candidate_frames >= o.confirm_frames and self._voiced:
             if confirmer is None or confirmer():
                 self._below = 0
                 self._unvoiced = 0
                 self._fire(GateEvent.CONFIRMED)
                 return Step(SPEECH, GateEvent.CONFIRMED, "onset")
             self._fire(GateEvent.REJECTED)
-            return Step(SILENCE, GateEvent.REJECTED, "confirmer rejected candidate")
+            return Step(
+                SILENCE, GateEvent.REJECTED, "confirmer rejected candidate", voiced_candidate=True
+            )
         if self.candidate_frames >= o.max_candidate_frames:
             self._fire(GateEvent.REJECTED)
-            why = "no voicing in candidate" if not self._voiced else "candidate too weak"
-            return Step(SILENCE, GateEvent.REJECTED, why)
-        return Step(MAYBE_SPEECH, event, "candidate")
+            return Step(SILENCE, GateEvent.REJECTED, "no voicing in candidate")
+        return Step(MAYBE_SPEECH, event, "candidate", voiced_candidate=self._voiced)
 
     def _fire(self, event: GateEvent) -> None:
         self.state = next_state(self.state, event)
