@@ -27,7 +27,20 @@ def test_table_covers_exactly_the_documented_moves() -> None:
         (MAYBE_SPEECH, GateEvent.CONFIRMED): SPEECH,
         (MAYBE_SPEECH, GateEvent.REJECTED): SILENCE,
         (SPEECH, GateEvent.HANGOVER_DONE): SILENCE,
+        (MAYBE_SPEECH, GateEvent.RECHECK): SILENCE,
+        (SPEECH, GateEvent.RECHECK): SILENCE,
     }
+
+
+def test_recheck_drops_speech_and_candidates_but_not_silence() -> None:
+    m = SpeechStateMachine(StateMachineOptions(confirm_frames=1))
+    assert m.recheck() is None
+    m.step(20, START, STOP, 0.9)
+    assert m.state is SPEECH
+    step = m.recheck()
+    assert step is not None
+    assert (step.state, step.event) == (SILENCE, GateEvent.RECHECK)
+    assert m.state is SILENCE
 
 
 def test_illegal_move_raises_and_names_state_and_event() -> None:
@@ -55,8 +68,13 @@ def test_onset_confirms_after_three_frames_then_hangover() -> None:
 
 
 def test_candidate_falls_back_below_stop() -> None:
-    m = SpeechStateMachine()
-    assert _walk(m, [9, 9, 3, 0]) == ["maybe_speech", "maybe_speech", "silence", "silence"]
+    m = SpeechStateMachine(StateMachineOptions(candidate_dip_frames=2))
+    assert _walk(m, [9, 9, 3, 0, 0, 0]) == ["maybe_speech"] * 4 + ["silence", "silence"]
+
+
+def test_candidate_survives_a_short_dip_between_syllables() -> None:
+    m = SpeechStateMachine(StateMachineOptions(candidate_dip_frames=2, confirm_frames=3))
+    assert _walk(m, [9, 9, 3, 3, 9]) == ["maybe_speech"] * 4 + ["speech"]
 
 
 def test_unvoiced_candidate_is_rejected_after_the_wait() -> None:

@@ -3,6 +3,12 @@
 Telephone speech lives between ~300 and 3400 Hz. Mains hum, handling thumps and fan rumble
 sit below it, and cutting them before measuring level keeps them out of the SNR. The filter
 state is carried across frames, so filtering 20 ms at a time equals filtering the whole call.
+
+The filter is designed as second-order sections, the numerically safe form. At run time
+it uses the equivalent transfer function through ``lfilter`` when that is exact to 1e-9 on
+the impulse response (true for telephone band edges at 8 kHz): per 20 ms frame the call
+overhead of ``sosfilt`` is about four times that of ``lfilter``, and this runs every frame
+of every call. Band edges that make the transfer function unsafe keep ``sosfilt``.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy.signal import butter, sosfilt
+from scipy.signal import butter, lfilter, sos2tf, sosfilt
 
 FloatFrame = npt.NDArray[np.float64]
 
@@ -52,13 +58,26 @@ class SpeechBandFilter:
             ),
             dtype=np.float64,
         )
-        self._zi = np.zeros((self._sos.shape[0], 2))
+        b, a = sos2tf(self._sos)
+        self._b = np.asarray(b, dtype=np.float64)
+        self._a = np.asarray(a, dtype=np.float64)
+        impulse = np.zeros(4096)
+        impulse[0] = 1.0
+        reference = sosfilt(self._sos, impulse)
+        self.uses_transfer_function = bool(
+            np.max(np.abs(lfilter(self._b, self._a, impulse) - reference)) < 1e-9
+        )
+        self.reset()
 
     def process(self, signal: FloatFrame) -> FloatFrame:
         """Filter the next piece of the stream."""
-        out, self._zi = sosfilt(self._sos, signal, zi=self._zi)
+        if self.uses_transfer_function:
+            out, self._zi_tf = lfilter(self._b, self._a, signal, zi=self._zi_tf)
+        else:
+            out, self._zi_sos = sosfilt(self._sos, signal, zi=self._zi_sos)
         return np.asarray(out, dtype=np.float64)
 
     def reset(self) -> None:
         """Start again from rest, as for a new call."""
-        self._zi = np.zeros_like(self._zi)
+        self._zi_sos = np.zeros((self._sos.shape[0], 2))
+        self._zi_tf = np.zeros(self._a.size - 1)

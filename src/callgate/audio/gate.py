@@ -194,9 +194,7 @@ class SpeechGate:
         return [self._process_frame(frame) for frame in self._reframer.push(pcm)]
 
     def _confirm_candidate(self) -> bool:
-        """Second checks, cheapest first: loud enough to be the caller, then the neural stage."""
-        if not self._talker.accepts(self._candidate_peak):
-            return False
+        """The neural second stage, asked once per candidate that passed every DSP rule."""
         return self._confirmer is None or self._confirmer.confirm()
 
     def _thresholds(self) -> Thresholds:
@@ -225,8 +223,9 @@ class SpeechGate:
             thresholds.start_db,
             thresholds.stop_db,
             voicing,
-            self._confirm_candidate,
+            self._confirm_candidate if self._confirmer is not None else None,
             distant=not self._talker.holds(level),
+            near=self._talker.accepts(self._candidate_peak),
             voiced_start=self._music.likelihood < self._tonal_limit,
         )
         if step.event is GateEvent.ABOVE_START and was_silent and index > self._chain_until:
@@ -235,8 +234,12 @@ class SpeechGate:
             # Unvoiced so far (a long "s" or "f"): the vowel may still come and confirm it.
             self._chain_until = index + self._attempt_gap_frames
         # Confirmed speech never teaches the floor; candidates that came to nothing may.
-        self._floor.update(level, speech=step.state is SPEECH)
+        self._floor.update(level, speech=step.state is SPEECH, music=self._music.music)
+        music_was_on = self._music.music
         music = self._music.update(self._history, level)
+        if music and not music_was_on:
+            self._floor.rebase()
+            step = self._machine.recheck() or step
         self._talker.update(
             level, voiced_speech=step.state is SPEECH and voicing >= self._min_voicing
         )

@@ -59,6 +59,7 @@ class MusicDetector:
         high = int(3400 * self._nfft / o.sample_rate_hz)
         self._band = slice(low, high)
         self._held_frames = max(1, o.held_ms // o.frame_ms)
+        self._prominence = o.peak_prominence_db
         self._on_frames = o.on_ms // o.frame_ms
         self._off_frames = o.off_ms // o.frame_ms
         self.reset()
@@ -66,7 +67,10 @@ class MusicDetector:
     def reset(self) -> None:
         """Forget everything, as at the start of a new call."""
         self.music = False
-        self._runs = np.zeros(self._band.stop - self._band.start, dtype=np.int32)
+        bins = self._band.stop - self._band.start
+        self._runs = np.zeros(bins, dtype=np.int32)
+        self._padded_db = np.zeros(bins + 8)
+        self._padded_runs = np.zeros(bins + 2, dtype=np.int32)
         self._held_scores: deque[float] = deque(maxlen=self._on_frames)
         self._active: deque[bool] = deque(maxlen=self._on_frames)
         self._held_sum = 0.0
@@ -104,17 +108,23 @@ class MusicDetector:
     def _held_share(self, window: npt.NDArray[np.float64]) -> float:
         spectrum = np.abs(np.fft.rfft(window * self._window, self._nfft))[self._band]
         power_db = 20.0 * np.log10(spectrum + 1e-9)
-        # A peak: a local maximum that stands out from the bins four either side.
-        neighbourhood = np.maximum(np.roll(power_db, 4), np.roll(power_db, -4))
+        # A peak: a local maximum that stands out from the bins four either side. Edge
+        # bins are compared with copies of themselves, which never makes them peaks.
+        n = power_db.size
+        padded = self._padded_db
+        padded[4 : 4 + n] = power_db
+        padded[:4] = power_db[0]
+        padded[4 + n :] = power_db[-1]
+        neighbourhood = np.maximum(padded[:n], padded[8:])
         is_peak = (
-            (power_db >= np.roll(power_db, 1))
-            & (power_db >= np.roll(power_db, -1))
-            & (power_db - neighbourhood >= self.options.peak_prominence_db)
+            (power_db >= padded[3 : 3 + n])
+            & (power_db >= padded[5 : 5 + n])
+            & (power_db - neighbourhood >= self._prominence)
         )
         # A held note may wobble by one bin; dilate the previous runs before extending them.
-        previous = np.maximum(
-            self._runs, np.maximum(np.roll(self._runs, 1), np.roll(self._runs, -1))
-        )
+        runs = self._padded_runs
+        runs[1:-1] = self._runs
+        previous = np.maximum(np.maximum(runs[:-2], runs[1:-1]), runs[2:])
         self._runs = np.where(is_peak, previous + 1, 0).astype(np.int32)
         peak_power = spectrum[is_peak] ** 2
         total = float(peak_power.sum())

@@ -31,6 +31,9 @@ class NoiseFloorOptions:
     """Percentile of the calibration levels taken as the floor."""
     fall_time_ms: float = 100.0
     """Time constant for following a falling floor, in ms."""
+    music_fall_time_ms: float = 1500.0
+    """Time constant for following a falling floor while music plays, in ms: the short
+    gaps between notes must not drag the floor down, or every note would start a candidate."""
     rise_time_ms: float = 1500.0
     """Time constant for learning a rising floor from non-speech frames, in ms."""
     steady_window_ms: int = 600
@@ -43,7 +46,13 @@ class NoiseFloorOptions:
     """Floor before the first frame arrives, in dBFS."""
 
     def __post_init__(self) -> None:
-        for name in ("frame_ms", "fall_time_ms", "rise_time_ms", "steady_rise_time_ms"):
+        for name in (
+            "frame_ms",
+            "fall_time_ms",
+            "music_fall_time_ms",
+            "rise_time_ms",
+            "steady_rise_time_ms",
+        ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if self.calibration_ms < 0:
@@ -68,6 +77,7 @@ class NoiseFloorTracker:
         o = self.options
         self._calibration_frames = o.calibration_ms // o.frame_ms
         self._fall = _smoothing(o.frame_ms, o.fall_time_ms)
+        self._music_fall = _smoothing(o.frame_ms, o.music_fall_time_ms)
         self._rise = _smoothing(o.frame_ms, o.rise_time_ms)
         self._steady_rise = _smoothing(o.frame_ms, o.steady_rise_time_ms)
         self._steady_frames = o.steady_window_ms // o.frame_ms
@@ -96,11 +106,12 @@ class NoiseFloorTracker:
         variance = max(0.0, self._sum_sq / n - mean * mean)
         return variance <= self.options.steady_spread_db**2
 
-    def update(self, level_dbfs: float, *, speech: bool) -> float:
+    def update(self, level_dbfs: float, *, speech: bool, music: bool = False) -> float:
         """Account for one frame's level and return the floor to judge the *next* frame by.
 
         ``speech`` is the gate's verdict on the frame (MAYBE_SPEECH, SPEECH or hangover);
         such frames can lower the floor but not raise it, unless the sound is steady.
+        ``music`` slows the fall, so the floor sits under the music rather than its gaps.
         """
         self.frames_seen += 1
         self._remember(level_dbfs)
@@ -111,11 +122,22 @@ class NoiseFloorTracker:
             self.floor_dbfs = ordered[round(rank)]
             return self.floor_dbfs
         if level_dbfs < self.floor_dbfs:
-            self.floor_dbfs += (level_dbfs - self.floor_dbfs) * self._fall
+            fall = self._music_fall if music else self._fall
+            self.floor_dbfs += (level_dbfs - self.floor_dbfs) * fall
         elif self.steady():
             self.floor_dbfs += (self._sum / len(self._recent) - self.floor_dbfs) * self._steady_rise
         elif not speech:
             self.floor_dbfs += (level_dbfs - self.floor_dbfs) * self._rise
+        return self.floor_dbfs
+
+    def rebase(self) -> float:
+        """Lift the floor to the quietest level of the last ``steady_window_ms``, at once.
+
+        Called when the room changes in a way the gate recognises (music starts): the
+        new sound's quiet moments are the new floor, not the old room's silence.
+        """
+        if self._recent:
+            self.floor_dbfs = max(self.floor_dbfs, min(self._recent))
         return self.floor_dbfs
 
     def _remember(self, level_dbfs: float) -> None:

@@ -8,12 +8,18 @@ Theory of operation, per frame:
 - SILENCE: an SNR at or above the start threshold is a candidate (``ABOVE_START``). So is
   a strongly voiced frame (periodicity >= ``voiced_start``) above the stop threshold: a
   quiet caller's first vowel often peaks a few dB short of the start threshold, and a
-  noise burst is rarely that periodic. The gate turns this off while music plays.
-- MAYBE_SPEECH: the candidate is confirmed (``CONFIRMED``) once it has held above the stop
-  threshold for ``confirm_frames`` frames with at least one voiced frame (and the optional
-  second stage agrees). It falls back (``REJECTED``) when the SNR drops below the stop threshold,
-  or when ``max_candidate_frames`` pass without voicing: a loud but unvoiced burst (a door,
-  a horn's attack, wind) is not a talker.
+  noise burst is rarely that periodic. The gate turns this off while the sound is
+  music-like, since held notes are periodic too.
+- MAYBE_SPEECH: the candidate is confirmed (``CONFIRMED``) once ``confirm_frames`` of its
+  frames have been above the stop threshold with at least one voiced frame (and the
+  optional second stage agrees). It falls back (``REJECTED``) when the SNR stays below the
+  stop threshold for more than ``candidate_dip_frames`` frames, or when
+  ``max_candidate_frames`` pass without voicing: a loud but unvoiced burst (a door, a
+  horn's attack, wind) is not a talker.
+- Any state: when the room changes under the gate (music starts), ``recheck`` drops a
+  candidate or speech back to SILENCE (``RECHECK``) so it must qualify again under the new
+  thresholds. A caller who really is talking re-qualifies within a few frames, and the
+  pre-roll covers the gap; music that had opened the gate does not.
 - SPEECH: lasts until the SNR has stayed below the stop threshold for ``hangover_frames``
   frames (``HANGOVER_DONE``). Those frames are still sent, so word ends are not dropped.
   Sound that stays above the stop threshold but has had no voiced frame for
@@ -38,6 +44,7 @@ class GateEvent(enum.Enum):
     CONFIRMED = "confirmed"
     REJECTED = "rejected"
     HANGOVER_DONE = "hangover_done"
+    RECHECK = "recheck"
 
 
 TRANSITIONS: dict[tuple[GateState, GateEvent], GateState] = {
@@ -45,6 +52,8 @@ TRANSITIONS: dict[tuple[GateState, GateEvent], GateState] = {
     (MAYBE_SPEECH, GateEvent.CONFIRMED): SPEECH,
     (MAYBE_SPEECH, GateEvent.REJECTED): SILENCE,
     (SPEECH, GateEvent.HANGOVER_DONE): SILENCE,
+    (MAYBE_SPEECH, GateEvent.RECHECK): SILENCE,
+    (SPEECH, GateEvent.RECHECK): SILENCE,
 }
 """Every allowed move: (state, event) -> next state."""
 
@@ -71,6 +80,9 @@ class StateMachineOptions:
     """Frames at or above the start threshold needed to confirm speech."""
     hangover_frames: int = 4
     """Frames below the stop threshold before SPEECH ends; they are still sent."""
+    candidate_dip_frames: int = 2
+    """Frames a candidate may dip below the stop threshold (between two syllables of a
+    quiet talker) before it is rejected."""
     max_candidate_frames: int = 12
     """Longest a candidate may wait for a voiced frame before it is rejected."""
     min_voicing: float = 0.45
@@ -86,6 +98,8 @@ class StateMachineOptions:
             raise ValueError(f"confirm_frames must be >= 1, got {self.confirm_frames}")
         if self.hangover_frames < 0:
             raise ValueError(f"hangover_frames must be >= 0, got {self.hangover_frames}")
+        if self.candidate_dip_frames < 0:
+            raise ValueError(f"candidate_dip_frames must be >= 0, got {self.candidate_dip_frames}")
         if self.max_candidate_frames < self.confirm_frames:
             raise ValueError("max_candidate_frames must be >= confirm_frames")
         if self.max_unvoiced_frames < 1:
@@ -123,9 +137,18 @@ class SpeechStateMachine:
         """Back to SILENCE with no history."""
         self.state = SILENCE
         self.candidate_frames = 0
+        self._loud = 0
+        self._dip = 0
         self._voiced = False
         self._below = 0
         self._unvoiced = 0
+
+    def recheck(self) -> Step | None:
+        """Make the current candidate or speech qualify again; ``None`` if already silent."""
+        if self.state is SILENCE:
+            return None
+        self._fire(GateEvent.RECHECK)
+        return Step(SILENCE, GateEvent.RECHECK, "re-check: music started")
 
     def step(
         self,
@@ -137,12 +160,15 @@ class SpeechStateMachine:
         *,
         distant: bool = False,
         voiced_start: bool = True,
+        near: bool = True,
     ) -> Step:
         """Advance by one frame. ``confirmer`` is asked only when DSP rules would confirm.
 
         ``distant`` marks a frame far quieter than the caller's own voice (a TV across the
         room); during SPEECH it counts as below the stop threshold. ``voiced_start`` allows
-        strongly voiced frames to open a candidate below the start threshold.
+        strongly voiced frames to open a candidate below the start threshold. ``near`` says
+        the candidate so far is loud enough to be the caller; until it is, the candidate
+        waits (a sentence may start softly) and times out like an unvoiced one.
         """
         if self.state is SILENCE:
             vowel = (
@@ -154,11 +180,13 @@ class SpeechStateMachine:
             if snr_db < start_db and not vowel:
                 return Step(SILENCE, None, "below start")
             self.candidate_frames = 0
+            self._loud = 0
+            self._dip = 0
             self._voiced = False
             self._fire(GateEvent.ABOVE_START)
-            return self._candidate(snr_db, stop_db, voicing, confirmer, fresh=True)
+            return self._candidate(snr_db, stop_db, voicing, confirmer, near, fresh=True)
         if self.state is MAYBE_SPEECH:
-            return self._candidate(snr_db, stop_db, voicing, confirmer, fresh=False)
+            return self._candidate(snr_db, stop_db, voicing, confirmer, near, fresh=False)
         voiced = self.options.min_voicing == 0 or voicing >= self.options.min_voicing
         self._unvoiced = 0 if voiced else self._unvoiced + 1
         if snr_db >= stop_db and not distant and self._unvoiced <= self.options.max_unvoiced_frames:
@@ -176,22 +204,30 @@ class SpeechStateMachine:
         stop_db: float,
         voicing: float,
         confirmer: Confirmer | None,
+        near: bool,
         *,
         fresh: bool,
     ) -> Step:
         o = self.options
-        if snr_db < stop_db and not fresh:
-            self._fire(GateEvent.REJECTED)
-            return Step(
-                SILENCE,
-                GateEvent.REJECTED,
-                "candidate fell below stop",
-                voiced_candidate=self._voiced,
-            )
         self.candidate_frames += 1
+        if snr_db < stop_db and not fresh:
+            self._dip += 1
+            if self._dip > o.candidate_dip_frames:
+                self._fire(GateEvent.REJECTED)
+                return Step(
+                    SILENCE,
+                    GateEvent.REJECTED,
+                    "candidate fell below stop",
+                    voiced_candidate=self._voiced,
+                )
+            return self._candidate_timeout() or Step(
+                MAYBE_SPEECH, None, "candidate dip", voiced_candidate=self._voiced
+            )
+        self._dip = 0
+        self._loud += 1
         self._voiced = self._voiced or o.min_voicing == 0 or voicing >= o.min_voicing
         event = GateEvent.ABOVE_START if fresh else None
-        if self.candidate_frames >= o.confirm_frames and self._voiced:
+        if self._loud >= o.confirm_frames and self._voiced and near:
             if confirmer is None or confirmer():
                 self._below = 0
                 self._unvoiced = 0
@@ -201,10 +237,17 @@ class SpeechStateMachine:
             return Step(
                 SILENCE, GateEvent.REJECTED, "confirmer rejected candidate", voiced_candidate=True
             )
-        if self.candidate_frames >= o.max_candidate_frames:
-            self._fire(GateEvent.REJECTED)
-            return Step(SILENCE, GateEvent.REJECTED, "no voicing in candidate")
-        return Step(MAYBE_SPEECH, event, "candidate", voiced_candidate=self._voiced)
+        return self._candidate_timeout() or Step(
+            MAYBE_SPEECH, event, "candidate", voiced_candidate=self._voiced
+        )
+
+    def _candidate_timeout(self) -> Step | None:
+        if self.candidate_frames < self.options.max_candidate_frames:
+            return None
+        self._fire(GateEvent.REJECTED)
+        if self._voiced:
+            return Step(SILENCE, GateEvent.REJECTED, "candidate too distant", voiced_candidate=True)
+        return Step(SILENCE, GateEvent.REJECTED, "no voicing in candidate")
 
     def _fire(self, event: GateEvent) -> None:
         self.state = next_state(self.state, event)
