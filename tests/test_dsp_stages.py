@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 import pytest
+from scipy.signal import sosfilt
 
 from callgate.audio.bandpass import BandpassOptions, SpeechBandFilter
 from callgate.audio.framing import Reframer
@@ -178,3 +179,16 @@ def test_talker_level_rejects_distant_sound_once_the_caller_is_known() -> None:
     for _ in range(1000):
         talker.update(-60, voiced_speech=False)
     assert talker.accepts(-36)
+
+
+@pytest.mark.parametrize(("low", "high"), [(250.0, 3400.0), (300.0, 3400.0), (200.0, 3800.0)])
+def test_bandpass_fast_path_matches_second_order_sections(
+    low: float, high: float, rng: np.random.Generator
+) -> None:
+    band = SpeechBandFilter(BandpassOptions(low_hz=low, high_hz=high))
+    signal = white(5.0, -20, rng)
+    streamed = np.concatenate(
+        [band.process(signal[i : i + 160]) for i in range(0, signal.size, 160)]
+    )
+    reference = sosfilt(band._sos, signal)
+    assert np.max(np.abs(streamed - reference)) < 1e-9

@@ -67,7 +67,8 @@ class SpeechBandFilter:
         self.uses_transfer_function = bool(
             np.max(np.abs(lfilter(self._b, self._a, impulse) - reference)) < 1e-9
         )
-        self.reset()
+        self._zi_sos: FloatFrame = np.zeros((self._sos.shape[0], 2))
+        self._zi_tf: FloatFrame = np.zeros(self._a.size - 1)
 
     def process(self, signal: FloatFrame) -> FloatFrame:
         """Filter the next piece of the stream."""
