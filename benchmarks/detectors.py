@@ -179,6 +179,7 @@ def _legacy_factory() -> Callable[[], Any]:
 DETECTOR_NAMES = (
     "gate",
     "gate+silero",
+    "gate+silero-m8",
     "legacy-energy",
     "silero-vad",
     "webrtc-vad-2",
@@ -202,6 +203,11 @@ def build_detectors(
                 detectors.append(
                     FrameGateDetector(name, _gate_factory({**opts, "confirmer": "silero"}))
                 )
+            elif name == "gate+silero-m8":
+                # The confirmer makes the stricter music thresholds unnecessary:
+                # GATE_CONFIRMER=silero SNR_START_MUSIC=8 SNR_STOP_MUSIC=5.
+                relaxed = {"confirmer": "silero", "music.start_db": 8.0, "music.stop_db": 5.0}
+                detectors.append(FrameGateDetector(name, _gate_factory({**opts, **relaxed})))
             elif name == "legacy-energy":
                 detectors.append(FrameGateDetector(name, _legacy_factory()))
             elif name == "silero-vad":
