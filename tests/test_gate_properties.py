@@ -131,3 +131,21 @@ def test_nothing_is_sent_in_silence_and_nothing_twice(pcm: npt.NDArray[np.int16]
     assert sum(d.audio.size for d in decisions) == len(covered) * gate.frame_samples
     assert gate.frames_sent == len(covered)
     assert gate.frames_withheld == len(decisions) - len(covered)
+
+
+def test_echo_guard_raises_only_the_start_threshold() -> None:
+    gate = SpeechGate()
+    gate.start_boost_db = 6.0
+    decisions = gate.process_pcm16(_call(7, -20, -55))
+    assert {d.start_threshold_db for d in decisions if not d.music} == {14.0}
+    assert {d.stop_threshold_db for d in decisions if not d.music} == {5.0}
+    # A burst 10 dB over the floor opens the normal gate but not the guarded one.
+    rng = np.random.default_rng(5)
+    quiet_room = white(1.0, -60, rng)
+    burst = voiced(0.6, -50, rng) + white(0.6, -60, rng)
+    pcm = to_pcm(np.concatenate([quiet_room, burst, quiet_room]))
+    plain = SpeechGate().process_pcm16(pcm)
+    guarded = SpeechGate()
+    guarded.start_boost_db = 15.0
+    assert any(d.sent for d in plain)
+    assert not any(d.sent for d in guarded.process_pcm16(pcm))

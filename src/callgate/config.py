@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal, Self
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from callgate.audio import FrameGate, GateOptions, LegacyEnergyVad, LegacyVadOptions, SpeechGate
@@ -105,6 +105,69 @@ class Settings(BaseSettings):
     )
     gate_confirmer_threshold: float = Field(
         0.5, gt=0, lt=1, description="Silero speech probability a candidate needs to open."
+    )
+
+    # --- the server and the call bridge ---------------------------------------------
+    host: str = Field("127.0.0.1", description="Address callgate serve listens on.")
+    port: int = Field(8080, ge=1, le=65535, description="Port callgate serve listens on.")
+    public_url: str = Field(
+        "http://127.0.0.1:8080",
+        description="URL at which Twilio reaches this server; the media stream URL is built "
+        "from it (https -> wss).",
+    )
+    twilio_account_sid: str = Field("", description="Twilio account SID (for hang-up).")
+    twilio_auth_token: SecretStr = Field(
+        SecretStr(""), description="Twilio auth token: signs webhooks; used for hang-up."
+    )
+    twilio_validate_signatures: bool = Field(
+        True,
+        description="Check X-Twilio-Signature on the webhook and the media WebSocket. Turn "
+        "off only for local development.",
+    )
+    openai_api_key: SecretStr = Field(SecretStr(""), description="OpenAI API key.")
+    openai_base_url: str = Field("", description="OpenAI REST base URL (empty: the SDK default).")
+    openai_websocket_base_url: str = Field(
+        "", description="Realtime WebSocket base URL (empty: derived by the SDK)."
+    )
+    openai_realtime_model: str = Field("gpt-realtime", description="Realtime model name.")
+    openai_voice: str = Field("marin", description="Voice of the agent.")
+    agent_instructions: str = Field(
+        "You are a friendly phone assistant. Keep answers short.",
+        description="Instructions for the Realtime model.",
+    )
+    transcription_model: str = Field(
+        "gpt-4o-mini-transcribe", description="Model that transcribes the caller's audio."
+    )
+    transcription_language: str = Field(
+        "", description="ISO-639-1 language of the caller (empty: detect)."
+    )
+    turn_detection: Literal["client", "server_vad", "semantic_vad"] = Field(
+        "client",
+        description="Who ends the caller's turn: 'client' (callgate commits after "
+        "END_OF_TURN_SILENCE_MS) or the model's server_vad / semantic_vad.",
+    )
+    end_of_turn_silence_ms: int = Field(
+        600, ge=100, le=5000, description="Gate silence that ends the caller's turn (client)."
+    )
+    turn_silence_padding_ms: int = Field(
+        500,
+        ge=0,
+        le=3000,
+        description="Digital silence appended after each utterance in server turn modes.",
+    )
+    echo_guard_db: float = Field(
+        6.0,
+        ge=0,
+        le=40,
+        description="Extra SNR the start threshold needs while the agent's audio plays.",
+    )
+    realtime_max_reconnects: int = Field(
+        3, ge=0, le=20, description="Reconnect attempts after the model connection drops."
+    )
+    max_media_message_bytes: int = Field(
+        65_536,
+        ge=1024,
+        description="Largest Twilio WebSocket message accepted, in bytes.",
     )
 
     realtime_audio_input_usd_per_mtok: float = Field(

@@ -181,6 +181,9 @@ class SpeechGate:
         self._attempt_start = 0
         self._chain_until = -1
         self.frames_sent = 0
+        self.start_boost_db = 0.0
+        """Extra SNR the start threshold needs, set by the call while the agent speaks
+        (echo guard): its own voice leaking back must not open the gate."""
         if self._confirmer is not None:
             self._confirmer.reset()
 
@@ -198,7 +201,10 @@ class SpeechGate:
         return self._confirmer is None or self._confirmer.confirm()
 
     def _thresholds(self) -> Thresholds:
-        return self.options.music if self._music.music else self.options.normal
+        base = self.options.music if self._music.music else self.options.normal
+        if self.start_boost_db == 0.0:
+            return base
+        return Thresholds(base.start_db + self.start_boost_db, base.stop_db)
 
     def _process_frame(self, frame: npt.NDArray[np.int16]) -> FrameDecision:
         index = self._frames
@@ -226,7 +232,8 @@ class SpeechGate:
             self._confirm_candidate if self._confirmer is not None else None,
             distant=not self._talker.holds(level),
             near=self._talker.accepts(self._candidate_peak),
-            voiced_start=self._music.likelihood < self._tonal_limit,
+            # The agent's echo is voiced too: under the echo guard only the start threshold opens.
+            voiced_start=self.start_boost_db == 0.0 and self._music.likelihood < self._tonal_limit,
         )
         if step.event is GateEvent.ABOVE_START and was_silent and index > self._chain_until:
             self._attempt_start = index

@@ -267,6 +267,37 @@ def sample(
     )
 
 
+@app.command()
+def serve(
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", metavar="NAME=VALUE", help="Override a setting (repeatable)."),
+    ] = None,
+    json_logs: Annotated[
+        bool, typer.Option("--json-logs", help="One JSON object per log line.")
+    ] = False,
+) -> None:
+    """Run the call server: Twilio's voice webhook and media stream, bridged to the model.
+
+    HOST, PORT and PUBLIC_URL come from the settings. SIGTERM or Ctrl-C closes live calls
+    and shuts down cleanly.
+    """
+    import uvicorn  # noqa: PLC0415
+
+    from callgate.server.app import create_app  # noqa: PLC0415
+    from callgate.server.logs import configure_logging  # noqa: PLC0415
+
+    settings = _settings(set_ or [])
+    configure_logging(json_logs=json_logs)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        ws_max_size=settings.max_media_message_bytes,
+    )
+
+
 def main() -> None:
     """Entry point of the ``callgate`` console script."""
     app()

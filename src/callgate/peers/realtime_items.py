@@ -1,0 +1,127 @@
+"""Conversation item handlers of the local Realtime peer (GA ``conversation.item.*``).
+
+A mixin of :class:`.realtime_protocol.PeerConnection`: truncate, create, delete, retrieve.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from callgate.peers.realtime_records import ConnectionRecord, PeerItem
+from callgate.peers.realtime_validation import new_id
+
+__all__ = ["ItemHandlers", "message_item"]
+
+
+def message_item(item: PeerItem, status: str = "completed", audio: bool = False) -> dict[str, Any]:
+    """A GA ``realtime.item`` message for ``item``."""
+    content: list[dict[str, Any]]
+    if item.role == "assistant":
+        part = {"type": "output_audio", "transcript": item.text} if audio else None
+        content = [part] if part else [{"type": "output_text", "text": item.text}]
+    elif audio:
+        content = [{"type": "input_audio", "transcript": item.text or None}]
+    else:
+        content = [{"type": "input_text", "text": item.text}]
+    return {
+        "id": item.id,
+        "object": "realtime.item",
+        "type": "message",
+        "role": item.role,
+        "status": status,
+        "content": content,
+    }
+
+
+class ItemHandlers:
+    """``conversation.item.*`` handlers; the connection provides ``record``/``send``/``fail``."""
+
+    record: ConnectionRecord
+
+    async def send(self, event: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    async def fail(self, message: str, code: str, param: str | None, event_id: object) -> None:
+        raise NotImplementedError
+
+    def _find(self, item_id: str) -> PeerItem | None:
+        return next((item for item in self.record.items if item.id == item_id), None)
+
+    async def on_conversation_item_truncate(self, event: dict[str, Any]) -> None:
+        """``conversation.item.truncate`` -> ``conversation.item.truncated``, bounds checked."""
+        item = self._find(event["item_id"])
+        end_ms, index, ref = event["audio_end_ms"], event["content_index"], event.get("event_id")
+        if item is None or item.role != "assistant":
+            what = "not found" if item is None else "not an assistant message"
+            await self.fail(f"Item {event['item_id']!r} {what}.", "invalid_value", "item_id", ref)
+        elif index != 0:
+            await self.fail(
+                f"Invalid 'content_index': {index}; the item has one audio content part.",
+                "invalid_value",
+                "content_index",
+                ref,
+            )
+        elif end_ms < 0 or end_ms > item.audio_ms:
+            await self.fail(
+                f"Audio content of {item.audio_ms}ms is shorter than {end_ms}ms.",
+                "invalid_value",
+                "audio_end_ms",
+                ref,
+            )
+        else:
+            item.truncated_ms = end_ms
+            await self.send(
+                {
+                    "type": "conversation.item.truncated",
+                    "item_id": item.id,
+                    "content_index": index,
+                    "audio_end_ms": end_ms,
+                }
+            )
+
+    async def on_conversation_item_create(self, event: dict[str, Any]) -> None:
+        """``conversation.item.create`` (text messages) -> ``conversation.item.added``/``done``."""
+        raw = event["item"]
+        if raw.get("id") and self._find(raw["id"]) is not None:
+            await self.fail(
+                f"Item with id {raw['id']!r} already exists.",
+                "invalid_value",
+                "item.id",
+                event.get("event_id"),
+            )
+            return
+        role = str(raw.get("role", raw.get("type")))
+        texts = [str(c.get("text") or c.get("transcript") or "") for c in raw.get("content", [])]
+        previous = self.record.items[-1].id if self.record.items else None
+        item = PeerItem(raw.get("id") or new_id("item"), role, " ".join(texts))
+        self.record.items.append(item)
+        echoed = {**raw, "id": item.id, "object": "realtime.item", "status": "completed"}
+        for kind in ("conversation.item.added", "conversation.item.done"):
+            await self.send({"type": kind, "item": echoed, "previous_item_id": previous})
+
+    async def on_conversation_item_delete(self, event: dict[str, Any]) -> None:
+        """``conversation.item.delete`` -> ``conversation.item.deleted``."""
+        item = self._find(event["item_id"])
+        if item is None:
+            await self.fail(
+                f"Item {event['item_id']!r} not found.",
+                "invalid_value",
+                "item_id",
+                event.get("event_id"),
+            )
+            return
+        self.record.items.remove(item)
+        await self.send({"type": "conversation.item.deleted", "item_id": item.id})
+
+    async def on_conversation_item_retrieve(self, event: dict[str, Any]) -> None:
+        """``conversation.item.retrieve`` -> ``conversation.item.retrieved``."""
+        item = self._find(event["item_id"])
+        if item is None:
+            await self.fail(
+                f"Item {event['item_id']!r} not found.",
+                "invalid_value",
+                "item_id",
+                event.get("event_id"),
+            )
+            return
+        await self.send({"type": "conversation.item.retrieved", "item": message_item(item)})

@@ -1,0 +1,139 @@
+"""The web app: Twilio's voice webhook, the media WebSocket, and health.
+
+- ``POST /twilio/voice`` checks the signature and answers with TwiML that connects the
+  call to ``wss://PUBLIC_URL/twilio/media``. It also starts opening the Realtime
+  connection for that CallSid, so the greeting does not wait for a cold connection.
+- ``WS /twilio/media`` checks the signature of the upgrade and runs a :class:`CallSession`.
+- ``GET /healthz`` reports liveness and the number of live calls.
+
+On shutdown (SIGTERM under uvicorn), live calls are closed, so their records are complete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+from fastapi import FastAPI, Request, Response, WebSocket
+from fastapi.responses import JSONResponse
+from starlette.websockets import WebSocketDisconnect
+
+from callgate.config import Settings
+from callgate.server.call import CallSession, CallStats, ModelLink
+from callgate.server.logs import call_context
+
+log = logging.getLogger("callgate.server")
+
+LinkOpener = Callable[[Settings, str], Awaitable[ModelLink]]
+
+
+async def open_realtime_link(settings: Settings, call_sid: str) -> ModelLink:
+    """The production opener: the official SDK against OPENAI_* settings."""
+    from callgate.realtime.link import RealtimeLink  # noqa: PLC0415
+
+    link = RealtimeLink(settings, call_sid=call_sid)
+    await link.open()
+    return link
+
+
+@dataclass
+class CallRegistry:
+    """Live calls and Realtime connections opened ahead of their media stream."""
+
+    sessions: set[CallSession] = field(default_factory=set)
+    prewarmed: dict[str, asyncio.Task[ModelLink]] = field(default_factory=dict)
+    finished: list[CallStats] = field(default_factory=list)
+
+
+def create_app(settings: Settings, open_link: LinkOpener = open_realtime_link) -> FastAPI:
+    """Build the app for these settings; tests pass a link opener aimed at local peers."""
+    registry = CallRegistry()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        log.info("shutting down: closing %d live call(s)", len(registry.sessions))
+        for session in list(registry.sessions):
+            session.stats.end_reason = session.stats.end_reason or "server shutting down"
+            session.ended.set()
+        for task in registry.prewarmed.values():
+            task.cancel()
+
+    app = FastAPI(title="callgate", lifespan=lifespan)
+    app.state.registry = registry
+    app.state.settings = settings
+
+    async def _open(call_sid: str) -> ModelLink:
+        return await open_link(settings, call_sid)
+
+    async def link_for(call_sid: str) -> ModelLink:
+        task = registry.prewarmed.pop(call_sid, None)
+        if task is not None:
+            with contextlib.suppress(Exception):
+                return await task
+            log.warning("prewarmed model connection failed; opening a new one")
+        return await open_link(settings, call_sid)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, object]:
+        return {"status": "ok", "live_calls": len(registry.sessions)}
+
+    @app.post("/twilio/voice")
+    async def voice(request: Request) -> Response:
+        from callgate.telephony.twiml import connect_stream_twiml, media_stream_url  # noqa: PLC0415
+
+        form = {k: str(v) for k, v in (await request.form()).items()}
+        if not _signed(settings, request, form):
+            return JSONResponse({"error": "invalid Twilio signature"}, status_code=403)
+        call_sid = form.get("CallSid", "")
+        if call_sid and call_sid not in registry.prewarmed:
+            registry.prewarmed[call_sid] = asyncio.create_task(_open(call_sid))
+        parameters = {k: form[k] for k in ("From", "To", "CallSid") if form.get(k)}
+        twiml = connect_stream_twiml(media_stream_url(settings.public_url), parameters)
+        return Response(content=twiml, media_type="application/xml")
+
+    @app.websocket("/twilio/media")
+    async def media(websocket: WebSocket) -> None:
+        if not _signed_websocket(settings, websocket):
+            log.warning("media WebSocket rejected: invalid Twilio signature")
+            await websocket.close(code=1008)
+            return
+        await websocket.accept()
+        session = CallSession(settings, websocket, link_for)
+        registry.sessions.add(session)
+        try:
+            with call_context("-"):
+                stats = await session.run()
+            registry.finished.append(stats)
+        finally:
+            registry.sessions.discard(session)
+            with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+                await websocket.close()
+
+    return app
+
+
+def _signed(settings: Settings, request: Request, form: dict[str, str]) -> bool:
+    if not settings.twilio_validate_signatures:
+        return True
+    from callgate.telephony.signature import expected_url, validate_webhook  # noqa: PLC0415
+
+    url = expected_url(settings.public_url, request.url.path, request.url.query)
+    signature = request.headers.get("X-Twilio-Signature", "")
+    ok = validate_webhook(settings.twilio_auth_token.get_secret_value(), url, form, signature)
+    if not ok:
+        log.warning("voice webhook rejected: invalid or missing X-Twilio-Signature")
+    return ok
+
+
+def _signed_websocket(settings: Settings, websocket: WebSocket) -> bool:
+    if not settings.twilio_validate_signatures:
+        return True
+    from callgate.telephony.signature import expected_url, validate_websocket  # noqa: PLC0415
+
+    url = expected_url(settings.public_url, websocket.url.path, websocket.url.query, websocket=True)
+    signature = websocket.headers.get("X-Twilio-Signature", "")
+    return validate_websocket(settings.twilio_auth_token.get_secret_value(), url, signature)

@@ -1,0 +1,249 @@
+"""One live call: Twilio media in, through the gate, to the Realtime model, and back.
+
+This is the asyncio edge around the sans-I/O cores. :class:`TwilioStream` parses Twilio's
+messages, :class:`SpeechGate` decides what is speech, and :class:`TurnController` turns
+decisions and model events into actions. Only this file waits on sockets. Two loops run
+per call:
+
+- the caller loop reads Twilio messages, feeds media to the gate and the controller, and
+  carries out the resulting actions (appends, commits, barge-ins);
+- the model loop reads Realtime events, queues agent audio to Twilio with marks, and
+  tracks responses.
+
+Sends to Twilio from both loops go through one lock, so media and marks keep their order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from callgate.audio.gate import SpeechGate
+from callgate.config import Settings
+from callgate.realtime.turns import (
+    Action,
+    AppendAudio,
+    CancelResponse,
+    ClearPlayback,
+    CommitInput,
+    CreateResponse,
+    PlayAudio,
+    TruncateItem,
+    TurnController,
+    TurnOptions,
+)
+from callgate.server.logs import call_sid_var
+from callgate.telephony import media_streams as ms
+
+log = logging.getLogger("callgate.call")
+
+
+class ModelLink(Protocol):
+    """What a call needs from the Realtime connection (``callgate.realtime.link``)."""
+
+    async def append_audio(self, pcmu: bytes) -> None: ...
+    async def commit(self) -> None: ...
+    async def create_response(self) -> None: ...
+    async def cancel_response(self) -> None: ...
+    async def truncate(self, item_id: str, content_index: int, audio_end_ms: int) -> None: ...
+    def events(self) -> Any: ...
+    async def close(self) -> None: ...
+
+
+class TwilioSocket(Protocol):
+    """The Twilio side of the call: a WebSocket that sends and receives text."""
+
+    async def send_text(self, data: str) -> None: ...
+    async def receive_text(self) -> str: ...
+    async def close(self, code: int = 1000, reason: str | None = None) -> None: ...
+
+
+@dataclass
+class CallStats:
+    """What the call did, for logs, metrics and the call record."""
+
+    call_sid: str = "-"
+    stream_sid: str = "-"
+    started_at: float = field(default_factory=time.time)
+    frames_in: int = 0
+    frames_sent: int = 0
+    frames_withheld: int = 0
+    appends: int = 0
+    commits: int = 0
+    barge_ins: int = 0
+    protocol_errors: int = 0
+    model_reconnects: int = 0
+    end_reason: str = ""
+    transcript: list[tuple[str, str]] = field(default_factory=list)
+
+
+def turn_options(settings: Settings) -> TurnOptions:
+    """The turn controller's options from the settings."""
+    return TurnOptions(
+        mode=settings.turn_detection,
+        end_of_turn_silence_ms=settings.end_of_turn_silence_ms,
+        padding_ms=settings.turn_silence_padding_ms,
+        frame_ms=settings.audio_frame_size_ms,
+    )
+
+
+class CallSession:
+    """Runs one call from Twilio's ``start`` to its ``stop`` (or a failure)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        socket: TwilioSocket,
+        open_link: Callable[[str], Awaitable[ModelLink]],
+    ) -> None:
+        self.settings = settings
+        self.socket = socket
+        self._open_link = open_link
+        self.stream = ms.TwilioStream(max_message_bytes=settings.max_media_message_bytes)
+        self.gate = SpeechGate(settings.gate_options())
+        self.turns = TurnController(turn_options(settings))
+        self.stats = CallStats()
+        self._send_lock = asyncio.Lock()
+        self._link: ModelLink | None = None
+        self._model_task: asyncio.Task[None] | None = None
+        self._echo_guard_db = settings.echo_guard_db
+        self.ended = asyncio.Event()
+
+    async def send(self, *messages: str) -> None:
+        """Send Twilio messages in order, never interleaved with another loop's."""
+        async with self._send_lock:
+            for message in messages:
+                await self.socket.send_text(message)
+
+    async def end(self, reason: str, code: int = 1000) -> None:
+        """End the call from our side: the caller loop wakes up as the socket closes."""
+        if not self.stats.end_reason:
+            self.stats.end_reason = reason
+        self.ended.set()
+        with contextlib.suppress(Exception):
+            await self.socket.close(code=code, reason=reason[:120])
+
+    async def run(self) -> CallStats:
+        """Handle the call until Twilio stops it, the socket closes, or the model fails."""
+        try:
+            await self._caller_loop()
+        finally:
+            if self._model_task is not None:
+                self._model_task.cancel()
+                await asyncio.gather(self._model_task, return_exceptions=True)
+            if self._link is not None:
+                await self._link.close()
+            self.stats.frames_in = self.gate.frames_seen
+            self.stats.frames_sent = self.gate.frames_sent
+            self.stats.frames_withheld = self.gate.frames_withheld
+            self.stats.commits = self.turns.commits
+            self.stats.barge_ins = len(self.turns.barge_ins)
+            self.ended.set()
+            log.info(
+                "call ended: %s; frames in %d, sent %d, withheld %d; commits %d, barge-ins %d",
+                self.stats.end_reason or "closed",
+                self.stats.frames_in,
+                self.stats.frames_sent,
+                self.stats.frames_withheld,
+                self.stats.commits,
+                self.stats.barge_ins,
+            )
+        return self.stats
+
+    async def _caller_loop(self) -> None:
+        while not self.ended.is_set():
+            try:
+                text = await self.socket.receive_text()
+            except Exception as exc:  # the socket closed or broke: the call is over
+                if not self.stats.end_reason:
+                    self.stats.end_reason = f"twilio socket closed ({type(exc).__name__})"
+                return
+            for event in self.stream.receive_text(text):
+                if isinstance(event, ms.ProtocolViolation):
+                    self.stats.protocol_errors += 1
+                    log.warning("twilio protocol: %s: %s", event.kind, event.detail)
+                elif isinstance(event, ms.Start):
+                    await self._on_start(event.call_sid, event.stream_sid)
+                elif isinstance(event, ms.Media):
+                    await self._on_media(event.payload)
+                elif isinstance(event, ms.Mark):
+                    self.turns.on_mark(event.name)
+                elif isinstance(event, ms.Stop):
+                    self.stats.end_reason = self.stats.end_reason or "caller hung up"
+                    return
+
+    async def _on_start(self, call_sid: str, stream_sid: str) -> None:
+        self.stats.call_sid = call_sid
+        self.stats.stream_sid = stream_sid
+        call_sid_var.set(call_sid)
+        log.info("stream %s started", stream_sid)
+        try:
+            self._link = await self._open_link(call_sid)
+        except Exception as exc:
+            log.error("cannot open the model connection: %s", exc)
+            await self.end(f"model connection failed at start: {exc}", code=1011)
+            return
+        self._model_task = asyncio.create_task(self._model_loop(self._link))
+
+    async def _on_media(self, payload: bytes) -> None:
+        for decision in self.gate.process_ulaw(payload):
+            self.gate.start_boost_db = self._echo_guard_db if self.turns.agent_audible else 0.0
+            await self._execute(self.turns.on_frame(decision))
+
+    async def _execute(self, actions: list[Action]) -> None:
+        link = self._link
+        for action in actions:
+            if isinstance(action, PlayAudio):
+                await self.send(*self.stream.media(action.pcmu), self.stream.mark(action.mark))
+            elif isinstance(action, ClearPlayback):
+                await self.send(self.stream.clear())
+            elif link is None:
+                continue  # before the model connection exists nothing can be sent to it
+            elif isinstance(action, AppendAudio):
+                await link.append_audio(action.pcmu)
+                self.stats.appends += 1
+            elif isinstance(action, CommitInput):
+                await link.commit()
+            elif isinstance(action, CreateResponse):
+                await link.create_response()
+            elif isinstance(action, CancelResponse):
+                await link.cancel_response()
+            elif isinstance(action, TruncateItem):
+                await link.truncate(action.item_id, action.content_index, action.audio_end_ms)
+
+    async def _model_loop(self, link: ModelLink) -> None:
+        from callgate.realtime.link import LinkFailed, LinkReconnected  # noqa: PLC0415
+
+        async for event in link.events():
+            if isinstance(event, LinkReconnected):
+                self.stats.model_reconnects += 1
+                log.warning("model connection restored (attempt %d)", event.attempt)
+                continue
+            if isinstance(event, LinkFailed):
+                log.error("model connection lost for good: %s", event.reason)
+                await self.end(f"model connection lost: {event.reason}", code=1011)
+                return
+            kind = getattr(event, "type", "")
+            if kind == "response.created":
+                self.turns.on_response_created()
+            elif kind == "response.output_audio.delta":
+                pcmu = base64.b64decode(event.delta)
+                await self._execute(
+                    self.turns.on_agent_audio(event.item_id, event.content_index, pcmu)
+                )
+            elif kind == "response.done":
+                self.turns.on_response_done()
+            elif kind == "conversation.item.input_audio_transcription.completed":
+                self.stats.transcript.append(("caller", event.transcript))
+                log.info("caller: %s", event.transcript)
+            elif kind == "response.output_audio_transcript.done":
+                self.stats.transcript.append(("agent", event.transcript))
+                log.info("agent: %s", event.transcript)
+            elif kind == "error":
+                log.warning("model error: %s", getattr(event, "error", event))
