@@ -133,6 +133,8 @@ class _Playback:
 class BargeIn:
     """What a barge-in did, for the call record."""
 
+    frame_index: int
+    """The gate frame whose speech confirmation caused it."""
     item_id: str | None
     heard_ms: int
     cancelled: bool
@@ -172,7 +174,7 @@ class TurnController:
         """Account for one gate decision; returns appends, commits and barge-in actions."""
         actions: list[Action] = []
         if decision.onset and (self._response_active or self.agent_audible):
-            actions.extend(self._barge_in())
+            actions.extend(self._barge_in(decision.index))
         if decision.audio.size:
             actions.append(AppendAudio(pcm16_to_ulaw(decision.audio)))
             frames = decision.audio.size * 1000 // (8000 * self.options.frame_ms)
@@ -203,7 +205,7 @@ class TurnController:
         self._response_active = True
         return [CommitInput(), CreateResponse()]
 
-    def _barge_in(self) -> list[Action]:
+    def _barge_in(self, frame_index: int) -> list[Action]:
         actions: list[Action] = []
         cancelled = self._response_active
         if cancelled:
@@ -214,7 +216,9 @@ class TurnController:
             actions.append(ClearPlayback())
         if p is not None and p.queued_ms > 0:
             actions.append(TruncateItem(p.item_id, p.content_index, p.heard_ms))
-        self.barge_ins.append(BargeIn(p.item_id if p else None, p.heard_ms if p else 0, cancelled))
+        self.barge_ins.append(
+            BargeIn(frame_index, p.item_id if p else None, p.heard_ms if p else 0, cancelled)
+        )
         self._playback = None
         return actions
 

@@ -77,6 +77,7 @@ class CallStats:
     appends: int = 0
     commits: int = 0
     barge_ins: int = 0
+    barge_in_frames: list[int] = field(default_factory=list)
     protocol_errors: int = 0
     model_reconnects: int = 0
     end_reason: str = ""
@@ -144,6 +145,7 @@ class CallSession:
             self.stats.frames_withheld = self.gate.frames_withheld
             self.stats.commits = self.turns.commits
             self.stats.barge_ins = len(self.turns.barge_ins)
+            self.stats.barge_in_frames = [b.frame_index for b in self.turns.barge_ins]
             self.ended.set()
             log.info(
                 "call ended: %s; frames in %d, sent %d, withheld %d; commits %d, barge-ins %d",
