@@ -280,3 +280,28 @@ def test_signatures_are_required_unless_turned_off() -> None:
     assert signed == 200
     assert "wss://calls.example.com/twilio/media" in twiml
     assert 'name="From" value="+15550001111"' in twiml
+
+
+def test_metrics_count_frames_and_time_each_append() -> None:
+    async def scenario() -> tuple[str, Any]:
+        async with RealtimePeer(PeerOptions()) as peer:
+            app = create_app(bridge_settings(peer.url))
+            async with running_app(app) as base:
+                await place_call(ws_url(base), speech_call(9), tail_ms=800)
+                await asyncio.sleep(0.2)
+                async with httpx.AsyncClient(base_url=base) as client:
+                    text = (await client.get("/metrics")).text
+            return text, app.state.registry
+
+    text, registry = asyncio.run(scenario())
+    stats = registry.finished[0]
+    values = {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
+    assert values["callgate_frames_sent_total"] == stats.frames_sent
+    assert values["callgate_frames_in_total"] == stats.frames_in
+    assert values["callgate_frame_to_append_seconds_count"] == stats.appends
+    assert values['callgate_calls_total{reason="caller hung up"}'] == 1
+    assert values["callgate_live_calls"] == 0

@@ -19,11 +19,13 @@ from dataclasses import dataclass, field
 
 from fastapi import FastAPI, Request, Response, WebSocket
 from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.websockets import WebSocketDisconnect
 
 from callgate.config import Settings
 from callgate.server.call import CallSession, CallStats, ModelLink
 from callgate.server.logs import call_context
+from callgate.server.metrics import BridgeMetrics
 
 log = logging.getLogger("callgate.server")
 
@@ -56,14 +58,17 @@ def create_app(settings: Settings, open_link: LinkOpener = open_realtime_link) -
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         log.info("shutting down: closing %d live call(s)", len(registry.sessions))
-        for session in list(registry.sessions):
-            session.stats.end_reason = session.stats.end_reason or "server shutting down"
-            session.ended.set()
+        await asyncio.gather(
+            *(s.end("server shutting down", code=1001) for s in list(registry.sessions)),
+            return_exceptions=True,
+        )
         for task in registry.prewarmed.values():
             task.cancel()
 
     app = FastAPI(title="callgate", lifespan=lifespan)
+    metrics = BridgeMetrics()
     app.state.registry = registry
+    app.state.metrics = metrics
     app.state.settings = settings
 
     async def _open(call_sid: str) -> ModelLink:
@@ -76,6 +81,10 @@ def create_app(settings: Settings, open_link: LinkOpener = open_realtime_link) -
                 return await task
             log.warning("prewarmed model connection failed; opening a new one")
         return await open_link(settings, call_sid)
+
+    @app.get("/metrics")
+    async def prometheus_metrics() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, object]:
@@ -102,13 +111,15 @@ def create_app(settings: Settings, open_link: LinkOpener = open_realtime_link) -
             await websocket.close(code=1008)
             return
         await websocket.accept()
-        session = CallSession(settings, websocket, link_for)
+        session = CallSession(settings, websocket, link_for, metrics)
         registry.sessions.add(session)
+        metrics.live_calls.inc()
         try:
             with call_context("-"):
                 stats = await session.run()
             registry.finished.append(stats)
         finally:
+            metrics.live_calls.dec()
             registry.sessions.discard(session)
             with contextlib.suppress(RuntimeError, WebSocketDisconnect):
                 await websocket.close()

@@ -39,6 +39,7 @@ from callgate.realtime.turns import (
     TurnOptions,
 )
 from callgate.server.logs import call_sid_var
+from callgate.server.metrics import BridgeMetrics
 from callgate.telephony import media_streams as ms
 
 log = logging.getLogger("callgate.call")
@@ -84,6 +85,19 @@ class CallStats:
     transcript: list[tuple[str, str]] = field(default_factory=list)
 
 
+def _reason_label(reason: str) -> str:
+    """A low-cardinality label for the end reason (details stay in the logs)."""
+    for known in (
+        "caller hung up",
+        "model connection",
+        "twilio socket closed",
+        "server shutting down",
+    ):
+        if reason.startswith(known):
+            return known
+    return "other"
+
+
 def turn_options(settings: Settings) -> TurnOptions:
     """The turn controller's options from the settings."""
     return TurnOptions(
@@ -102,8 +116,10 @@ class CallSession:
         settings: Settings,
         socket: TwilioSocket,
         open_link: Callable[[str], Awaitable[ModelLink]],
+        metrics: BridgeMetrics | None = None,
     ) -> None:
         self.settings = settings
+        self.metrics = metrics or BridgeMetrics()
         self.socket = socket
         self._open_link = open_link
         self.stream = ms.TwilioStream(max_message_bytes=settings.max_media_message_bytes)
@@ -146,6 +162,12 @@ class CallSession:
             self.stats.commits = self.turns.commits
             self.stats.barge_ins = len(self.turns.barge_ins)
             self.stats.barge_in_frames = [b.frame_index for b in self.turns.barge_ins]
+            m = self.metrics
+            m.frames_in.inc(self.stats.frames_in)
+            m.frames_sent.inc(self.stats.frames_sent)
+            m.frames_withheld.inc(self.stats.frames_withheld)
+            m.barge_ins.inc(self.stats.barge_ins)
+            m.calls.labels(reason=_reason_label(self.stats.end_reason)).inc()
             self.ended.set()
             log.info(
                 "call ended: %s; frames in %d, sent %d, withheld %d; commits %d, barge-ins %d",
@@ -162,6 +184,7 @@ class CallSession:
         while not self.ended.is_set():
             try:
                 text = await self.socket.receive_text()
+                received_at = time.perf_counter()
             except Exception as exc:  # the socket closed or broke: the call is over
                 if not self.stats.end_reason:
                     self.stats.end_reason = f"twilio socket closed ({type(exc).__name__})"
@@ -169,11 +192,12 @@ class CallSession:
             for event in self.stream.receive_text(text):
                 if isinstance(event, ms.ProtocolViolation):
                     self.stats.protocol_errors += 1
+                    self.metrics.protocol_errors.inc()
                     log.warning("twilio protocol: %s: %s", event.kind, event.detail)
                 elif isinstance(event, ms.Start):
                     await self._on_start(event.call_sid, event.stream_sid)
                 elif isinstance(event, ms.Media):
-                    await self._on_media(event.payload)
+                    await self._on_media(event.payload, received_at)
                 elif isinstance(event, ms.Mark):
                     self.turns.on_mark(event.name)
                 elif isinstance(event, ms.Stop):
@@ -193,10 +217,13 @@ class CallSession:
             return
         self._model_task = asyncio.create_task(self._model_loop(self._link))
 
-    async def _on_media(self, payload: bytes) -> None:
+    async def _on_media(self, payload: bytes, received_at: float) -> None:
         for decision in self.gate.process_ulaw(payload):
             self.gate.start_boost_db = self._echo_guard_db if self.turns.agent_audible else 0.0
-            await self._execute(self.turns.on_frame(decision))
+            actions = self.turns.on_frame(decision)
+            await self._execute(actions)
+            if decision.audio.size and self._link is not None:
+                self.metrics.frame_to_append.observe(time.perf_counter() - received_at)
 
     async def _execute(self, actions: list[Action]) -> None:
         link = self._link
@@ -225,6 +252,7 @@ class CallSession:
         async for event in link.events():
             if isinstance(event, LinkReconnected):
                 self.stats.model_reconnects += 1
+                self.metrics.model_reconnects.inc()
                 log.warning("model connection restored (attempt %d)", event.attempt)
                 continue
             if isinstance(event, LinkFailed):
