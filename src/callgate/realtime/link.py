@@ -106,6 +106,16 @@ class HistoryEntry:
 _local_ids = itertools.count(1)
 
 
+def openai_client(settings: Settings) -> AsyncOpenAI:
+    """The SDK client for these settings. Share one across calls: building it costs about
+    20 ms of blocking work (TLS context), which would stall every other call's audio."""
+    return AsyncOpenAI(
+        api_key=settings.openai_api_key.get_secret_value() or PLACEHOLDER_API_KEY,
+        base_url=settings.openai_base_url or None,
+        websocket_base_url=settings.openai_websocket_base_url or None,
+    )
+
+
 class RealtimeLink:
     """The Realtime connection of one call, with reconnection and conversation replay."""
 
@@ -119,6 +129,7 @@ class RealtimeLink:
         session_timeout_s: float = 5.0,
         backoff_initial_s: float = 0.25,
         backoff_max_s: float = 4.0,
+        client: AsyncOpenAI | None = None,
     ) -> None:
         self.settings = settings
         self.call_sid = call_sid
@@ -139,12 +150,7 @@ class RealtimeLink:
         """Events for :meth:`events`; ``None`` ends the stream."""
         self._reader: asyncio.Task[None] | None = None
         self._closing = False
-        key = settings.openai_api_key.get_secret_value() or PLACEHOLDER_API_KEY
-        self._client = AsyncOpenAI(
-            api_key=key,
-            base_url=settings.openai_base_url or None,
-            websocket_base_url=settings.openai_websocket_base_url or None,
-        )
+        self._client = client or openai_client(settings)
 
     # --- lifecycle -------------------------------------------------------------------
     @property

@@ -32,13 +32,18 @@ log = logging.getLogger("callgate.server")
 LinkOpener = Callable[[Settings, str], Awaitable[ModelLink]]
 
 
-async def open_realtime_link(settings: Settings, call_sid: str) -> ModelLink:
-    """The production opener: the official SDK against OPENAI_* settings."""
-    from callgate.realtime.link import RealtimeLink  # noqa: PLC0415
+def realtime_opener(settings: Settings) -> LinkOpener:
+    """The production opener: the official SDK against OPENAI_* settings, one shared client."""
+    from callgate.realtime.link import RealtimeLink, openai_client  # noqa: PLC0415
 
-    link = RealtimeLink(settings, call_sid=call_sid)
-    await link.open()
-    return link
+    client = openai_client(settings)
+
+    async def open_link(settings: Settings, call_sid: str) -> ModelLink:
+        link = RealtimeLink(settings, call_sid=call_sid, client=client)
+        await link.open()
+        return link
+
+    return open_link
 
 
 @dataclass
@@ -50,9 +55,11 @@ class CallRegistry:
     finished: list[CallStats] = field(default_factory=list)
 
 
-def create_app(settings: Settings, open_link: LinkOpener = open_realtime_link) -> FastAPI:
-    """Build the app for these settings; tests pass a link opener aimed at local peers."""
+def create_app(settings: Settings, open_link: LinkOpener | None = None) -> FastAPI:
+    """Build the app for these settings; tests may pass their own link opener."""
     registry = CallRegistry()
+    if open_link is None:
+        open_link = realtime_opener(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -276,4 +276,9 @@ class CallSession:
                 self.stats.transcript.append(("agent", event.transcript))
                 log.info("agent: %s", event.transcript)
             elif kind == "error":
-                log.warning("model error: %s", getattr(event, "error", event))
+                error = getattr(event, "error", event)
+                if getattr(error, "code", "") == "response_cancel_not_active":
+                    # A barge-in raced the end of the response; nothing was lost.
+                    log.debug("cancel after the response had finished")
+                else:
+                    log.warning("model error: %s", error)
