@@ -7,6 +7,7 @@ culprit and exit with code 2, before any output file is written.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -24,6 +25,15 @@ from callgate.cli.analyze import (
     changed_settings,
     output_paths,
     write_frames_csv,
+)
+from callgate.cli.call import (
+    CallerAudio,
+    CallError,
+    print_call_summary,
+    run_call,
+    spoken_caller,
+    wav_caller,
+    write_stereo,
 )
 from callgate.cli.plot import render_timeline
 from callgate.cli.recording import (
@@ -296,6 +306,100 @@ def serve(
         log_config=None,
         ws_max_size=settings.max_media_message_bytes,
     )
+
+
+@app.command()
+def call(
+    *,
+    url: Annotated[
+        str,
+        typer.Argument(
+            help="The server: its base URL (http://127.0.0.1:8080) or the media WebSocket "
+            "URL (ws://host/twilio/media).",
+            show_default=False,
+        ),
+    ],
+    wav: Annotated[
+        Path | None,
+        typer.Option("--wav", help="Play this recording as the caller (WAV or raw mu-law)."),
+    ] = None,
+    say: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--say",
+            metavar="TEXT",
+            help="Speak this sentence with espeak-ng (repeatable; spoken in order).",
+        ),
+    ] = None,
+    noise: Annotated[
+        str | None,
+        typer.Option("--noise", help=f"Mix in a noise scene: {', '.join(NOISE_BEDS)}."),
+    ] = None,
+    snr: Annotated[
+        float, typer.Option("--snr", help="Speech-to-noise ratio with --noise, in dB.")
+    ] = 10.0,
+    fast: Annotated[
+        bool,
+        typer.Option(
+            "--fast",
+            help="Send the caller's audio as fast as possible (the silent tail stays paced).",
+        ),
+    ] = False,
+    out: Annotated[
+        Path, typer.Option("--out", help="Stereo WAV to write: left caller, right agent.")
+    ] = Path("out/call.wav"),
+    pause_ms: Annotated[
+        int, typer.Option("--pause-ms", min=0, help="Silence between --say sentences, in ms.")
+    ] = 1500,
+    voice: Annotated[str, typer.Option("--voice", help="espeak-ng voice for --say.")] = "en-us",
+    tail_ms: Annotated[
+        int,
+        typer.Option(
+            "--tail-ms", min=0, help="Silence after the caller's audio: time for the answer."
+        ),
+    ] = 6000,
+    sign_with_token: Annotated[
+        str | None,
+        typer.Option(
+            "--sign-with-token",
+            metavar="TOKEN",
+            help="Twilio auth token: send X-Twilio-Signature for servers that validate it.",
+        ),
+    ] = None,
+) -> None:
+    """Call a running callgate server as Twilio would and record the conversation.
+
+    The caller is a recording (--wav) or sentences spoken by espeak-ng (--say), optionally
+    in a noise scene, sent as Twilio Media Streams over the WebSocket. A live timeline shows
+    when the caller speaks, when agent audio arrives and barge-ins. Twilio carries no
+    transcript, so the agent's words are only in the server's log. At the end a stereo WAV
+    is written (left: caller as sent, right: agent as played, on one timeline; with --fast
+    the agent side is shifted so the end of the burst meets the end of the caller's audio).
+    Exit code 2: bad input, or the server is unreachable or refuses the call.
+    """
+    if (wav is None) == (not say):
+        _fail("give either --wav FILE or one or more --say TEXT")
+    try:
+        caller: CallerAudio
+        if wav is not None:
+            caller = wav_caller(wav, noise=noise, snr_db=snr)
+        else:
+            caller = spoken_caller(
+                say or [], voice=voice, pause_ms=pause_ms, noise=noise, snr_db=snr
+            )
+        console = Console(highlight=False)
+        outcome = asyncio.run(
+            run_call(
+                url, caller, console=console, fast=fast, tail_ms=tail_ms, token=sign_with_token
+            )
+        )
+    except CallError as error:
+        _fail(str(error))
+    try:
+        write_stereo(out, outcome.stereo)
+    except OSError as error:
+        _fail(f"{out}: cannot write ({error.strerror or error})")
+    print_call_summary(console, outcome, out)
 
 
 def main() -> None:
