@@ -129,6 +129,7 @@ class CallSession:
         self._send_lock = asyncio.Lock()
         self._link: ModelLink | None = None
         self._model_task: asyncio.Task[None] | None = None
+        self._stream_origin: float | None = None
         self._echo_guard_db = settings.echo_guard_db
         self.ended = asyncio.Event()
 
@@ -197,7 +198,9 @@ class CallSession:
                 elif isinstance(event, ms.Start):
                     await self._on_start(event.call_sid, event.stream_sid)
                 elif isinstance(event, ms.Media):
-                    await self._on_media(event.payload, received_at)
+                    await self._on_media(
+                        event.payload, self._arrival(received_at, event.timestamp_ms)
+                    )
                 elif isinstance(event, ms.Mark):
                     self.turns.on_mark(event.name)
                 elif isinstance(event, ms.Stop):
@@ -216,6 +219,19 @@ class CallSession:
             await self.end(f"model connection failed at start: {exc}", code=1011)
             return
         self._model_task = asyncio.create_task(self._model_loop(self._link))
+
+    def _arrival(self, received_at: float, timestamp_ms: int) -> float:
+        """When this frame reached us if we had been waiting for it.
+
+        Twilio stamps each frame with its time since the stream started. The earliest
+        ``received - timestamp`` seen is the stream's start on our clock, so a frame's
+        due time is that plus its timestamp. A server that falls behind reads frames late,
+        and the delay then shows, which it would not if measured from the read itself.
+        """
+        offset = received_at - timestamp_ms / 1000.0
+        if self._stream_origin is None or offset < self._stream_origin:
+            self._stream_origin = offset
+        return self._stream_origin + timestamp_ms / 1000.0
 
     async def _on_media(self, payload: bytes, received_at: float) -> None:
         for decision in self.gate.process_ulaw(payload):

@@ -1,8 +1,9 @@
 """Prometheus metrics of one app instance.
 
 Each app has its own registry, so tests that build several apps do not collide. The
-frame-to-append histogram is the bridge's latency budget: from a Twilio media message's
-arrival to the moment its audio was handed to the model connection.
+frame-to-append histogram is the bridge's latency budget. It runs from a frame's due time
+(the stream's start plus the frame's Twilio timestamp) to the moment its audio was handed
+to the model connection. So a server that falls behind shows its queueing delay too.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ class BridgeMetrics:
         )
         self.frame_to_append = Histogram(
             "callgate_frame_to_append_seconds",
-            "From a media message's arrival to its audio being handed to the model.",
+            "From a media frame's due time on the stream clock to its append to the model.",
             buckets=_LATENCY_BUCKETS_S,
             registry=r,
         )
