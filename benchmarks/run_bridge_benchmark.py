@@ -225,8 +225,9 @@ def main(argv: list[str] | None = None) -> None:
     date = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     body = (
         f"Generated {date} by `{command.strip()}` on the shared 2-core machine. The server is "
-        "one `callgate serve` process; the Realtime peer and the callers run in the "
-        "benchmark process on the same 2 cores.\n\n" + table(results, args.seconds)
+        "one `callgate serve` process; the Realtime peer (its own process) and the callers (the "
+        "benchmark process) share the same 2 cores. p99 1000 means 1 s or more "
+        "(the top bucket).\n\n" + table(results, args.seconds)
     )
     print(body)
     if args.out:

@@ -8,6 +8,7 @@ culprit and exit with code 2, before any output file is written.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -400,6 +401,30 @@ def call(
     except OSError as error:
         _fail(f"{out}: cannot write ({error.strerror or error})")
     print_call_summary(console, outcome, out)
+
+
+@app.command()
+def peer(
+    port: Annotated[int, typer.Option("--port", help="Port to listen on (127.0.0.1).")] = 9000,
+    realtime: Annotated[
+        bool, typer.Option("--realtime/--fast", help="Stream answers in real time.")
+    ] = True,
+) -> None:
+    """Run the local Realtime-protocol peer, to try callgate serve without an OpenAI account.
+
+    It answers every turn with a short tone. Point the server at it with
+    --set OPENAI_WEBSOCKET_BASE_URL=ws://127.0.0.1:PORT/v1 --set OPENAI_BASE_URL=http://127.0.0.1:PORT/v1
+    """
+    from callgate.peers.realtime_records import PeerOptions  # noqa: PLC0415
+    from callgate.peers.realtime_server import RealtimePeer  # noqa: PLC0415
+
+    async def run() -> None:
+        async with RealtimePeer(PeerOptions(pace=1.0 if realtime else 0.0), port=port) as server:
+            Console().print(f"Realtime peer listening at {server.url} (Ctrl-C to stop)")
+            await asyncio.Event().wait()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run())
 
 
 def main() -> None:
