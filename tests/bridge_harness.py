@@ -10,6 +10,8 @@ from collections.abc import AsyncIterator
 import uvicorn
 from fastapi import FastAPI
 
+from callgate.server.app import CallgateServer
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -22,7 +24,7 @@ async def running_app(app: FastAPI, port: int | None = None) -> AsyncIterator[st
     """Serve ``app`` until the block exits; yields the base URL (http://127.0.0.1:PORT)."""
     port = port or free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
-    server = uvicorn.Server(config)
+    server = CallgateServer(config)
     task = asyncio.create_task(server.serve())
     for _ in range(500):
         if server.started:

@@ -180,10 +180,16 @@ def test_barge_in_clears_cancels_and_truncates_to_the_heard_audio() -> None:
     assert stats.commits == 2
 
 
-async def _call_with_model_drop(refuse_after_drop: int) -> tuple[CallResult, Any, Any]:
+async def _call_with_model_drop(
+    refuse_after_drop: int, apologies: list[str] | None = None
+) -> tuple[CallResult, Any, Any]:
+    async def apologize(call_sid: str) -> None:
+        if apologies is not None:
+            apologies.append(call_sid)
+
     async with RealtimePeer(PeerOptions()) as peer:
         settings = bridge_settings(peer.url, REALTIME_MAX_RECONNECTS="2")
-        app = create_app(settings)
+        app = create_app(settings, apologize=apologize)
         async with running_app(app) as base:
             call = asyncio.create_task(
                 place_call(ws_url(base), speech_call(5), realtime=True, tail_ms=800)
@@ -198,7 +204,9 @@ async def _call_with_model_drop(refuse_after_drop: int) -> tuple[CallResult, Any
 
 
 def test_a_dropped_model_connection_is_restored_and_the_call_goes_on() -> None:
-    _, peer, registry = asyncio.run(_call_with_model_drop(refuse_after_drop=1))
+    apologies: list[str] = []
+    _, peer, registry = asyncio.run(_call_with_model_drop(1, apologies))
+    assert apologies == []
     stats = registry.finished[0]
     assert stats.model_reconnects == 1
     assert stats.end_reason == "caller hung up"
@@ -208,10 +216,13 @@ def test_a_dropped_model_connection_is_restored_and_the_call_goes_on() -> None:
 
 
 def test_a_model_that_never_comes_back_ends_the_call_with_a_reason() -> None:
-    result, _, registry = asyncio.run(_call_with_model_drop(refuse_after_drop=10))
+    apologies: list[str] = []
+    result, _, registry = asyncio.run(_call_with_model_drop(10, apologies))
     stats = registry.finished[0]
     assert stats.end_reason.startswith("model connection lost")
     assert result.close_code == 1011
+    assert apologies == [result.call_sid]  # Twilio was asked to apologise and hang up
+    assert stats.apologized
 
 
 def test_bad_messages_are_survived_and_other_calls_are_unaffected() -> None:
@@ -305,3 +316,48 @@ def test_metrics_count_frames_and_time_each_append() -> None:
     assert values["callgate_frame_to_append_seconds_count"] == stats.appends
     assert values['callgate_calls_total{reason="caller hung up"}'] == 1
     assert values["callgate_live_calls"] == 0
+
+
+def test_the_voice_webhook_opens_the_model_connection_before_the_stream() -> None:
+    async def scenario() -> tuple[int, int, CallResult]:
+        async with RealtimePeer(PeerOptions()) as peer:
+            app = create_app(bridge_settings(peer.url))
+            call_sid = "CA" + "7" * 32
+            async with running_app(app) as base, httpx.AsyncClient(base_url=base) as client:
+                answer = await client.post(
+                    "/twilio/voice", data={"CallSid": call_sid, "From": "+15550001111"}
+                )
+                await peer.wait_for_connections(1)  # configured before Twilio dials the stream
+                connections_before = len(peer.connections)
+                result = await place_call(
+                    ws_url(base), speech_call(10), call_sid=call_sid, tail_ms=600
+                )
+                await asyncio.sleep(0.2)
+            assert answer.status_code == 200
+            return connections_before, len(peer.connections), result
+
+    before, after, result = asyncio.run(scenario())
+    assert before == 1
+    assert after == 1  # the stream used the connection the webhook opened
+    assert result.close_code == 1000
+
+
+def test_shutdown_ends_live_calls_and_keeps_their_records() -> None:
+    async def scenario() -> tuple[CallResult, Any]:
+        async with RealtimePeer(PeerOptions()) as peer:
+            app = create_app(bridge_settings(peer.url))
+            async with running_app(app) as base:
+                call = asyncio.create_task(
+                    place_call(ws_url(base), speech_call(11), realtime=True, tail_ms=5000)
+                )
+                await peer.wait_for_connections(1)
+                await asyncio.sleep(1.0)
+            result = await asyncio.wait_for(call, timeout=15)
+            return result, app.state.registry
+
+    result, registry = asyncio.run(scenario())
+    assert len(registry.finished) == 1
+    stats = registry.finished[0]
+    assert stats.end_reason == "server shutting down"
+    assert stats.frames_in > 0
+    assert result.close_code == 1001

@@ -89,3 +89,12 @@ def test_construction_checks() -> None:
         TwilioCallControl(ACCOUNT, "")
     with pytest.raises(ValueError, match="account_sid"):
         TwilioCallControl("ACnope", "token")
+
+
+def test_say_and_hang_up_replaces_the_call_twiml() -> None:
+    http = FakeHttpClient()
+    twiml = "<Response><Say>Sorry.</Say><Hangup/></Response>"
+    TwilioCallControl(ACCOUNT, "token", http_client=http).say_and_hang_up(CALL, twiml)
+    assert len(http.requests) == 1
+    assert http.requests[0].uri == call_resource_url(ACCOUNT, CALL)
+    assert http.requests[0].data == {"Twiml": twiml}

@@ -161,6 +161,10 @@ class Settings(BaseSettings):
         le=40,
         description="Extra SNR the start threshold needs while the agent's audio plays.",
     )
+    apology_text: str = Field(
+        "Sorry, we are having technical difficulties. Please call again later.",
+        description="What Twilio says before hanging up when the model cannot be reached.",
+    )
     realtime_max_reconnects: int = Field(
         3, ge=0, le=20, description="Reconnect attempts after the model connection drops."
     )

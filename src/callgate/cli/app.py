@@ -295,18 +295,19 @@ def serve(
     """
     import uvicorn  # noqa: PLC0415
 
-    from callgate.server.app import create_app  # noqa: PLC0415
+    from callgate.server.app import CallgateServer, create_app  # noqa: PLC0415
     from callgate.server.logs import configure_logging  # noqa: PLC0415
 
     settings = _settings(set_ or [])
     configure_logging(json_logs=json_logs)
-    uvicorn.run(
+    config = uvicorn.Config(
         create_app(settings),
         host=settings.host,
         port=settings.port,
         log_config=None,
         ws_max_size=settings.max_media_message_bytes,
     )
+    CallgateServer(config).run()
 
 
 @app.command()

@@ -14,9 +14,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
+import uvicorn
 from fastapi import FastAPI, Request, Response, WebSocket
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -55,16 +57,38 @@ class CallRegistry:
     finished: list[CallStats] = field(default_factory=list)
 
 
-def create_app(settings: Settings, open_link: LinkOpener | None = None) -> FastAPI:
-    """Build the app for these settings; tests may pass their own link opener."""
+def twilio_apology(settings: Settings) -> Callable[[str], Awaitable[None]] | None:
+    """Say APOLOGY_TEXT and hang up through Twilio's REST API, if credentials are set."""
+    token = settings.twilio_auth_token.get_secret_value()
+    if not (settings.twilio_account_sid and token):
+        return None
+    from callgate.telephony.call_control import TwilioCallControl  # noqa: PLC0415
+    from callgate.telephony.twiml import say_and_hangup_twiml  # noqa: PLC0415
+
+    control = TwilioCallControl(settings.twilio_account_sid, token)
+    twiml = say_and_hangup_twiml(settings.apology_text)
+
+    async def apologize(call_sid: str) -> None:
+        await asyncio.to_thread(control.say_and_hang_up, call_sid, twiml)
+
+    return apologize
+
+
+def create_app(
+    settings: Settings,
+    open_link: LinkOpener | None = None,
+    apologize: Callable[[str], Awaitable[None]] | None = None,
+) -> FastAPI:
+    """Build the app for these settings; tests may pass their own opener and apology."""
     registry = CallRegistry()
     if open_link is None:
         open_link = realtime_opener(settings)
+    if apologize is None:
+        apologize = twilio_apology(settings)
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
-        log.info("shutting down: closing %d live call(s)", len(registry.sessions))
+    async def close_calls() -> None:
+        if registry.sessions:
+            log.info("shutting down: closing %d live call(s)", len(registry.sessions))
         await asyncio.gather(
             *(s.end("server shutting down", code=1001) for s in list(registry.sessions)),
             return_exceptions=True,
@@ -72,10 +96,16 @@ def create_app(settings: Settings, open_link: LinkOpener | None = None) -> FastA
         for task in registry.prewarmed.values():
             task.cancel()
 
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await close_calls()  # normally done already by CallgateServer.shutdown
+
     app = FastAPI(title="callgate", lifespan=lifespan)
     metrics = BridgeMetrics()
     app.state.registry = registry
     app.state.metrics = metrics
+    app.state.close_calls = close_calls
     app.state.settings = settings
 
     async def _open(call_sid: str) -> ModelLink:
@@ -118,7 +148,7 @@ def create_app(settings: Settings, open_link: LinkOpener | None = None) -> FastA
             await websocket.close(code=1008)
             return
         await websocket.accept()
-        session = CallSession(settings, websocket, link_for, metrics)
+        session = CallSession(settings, websocket, link_for, metrics, apologize)
         registry.sessions.add(session)
         metrics.live_calls.inc()
         try:
@@ -132,6 +162,22 @@ def create_app(settings: Settings, open_link: LinkOpener | None = None) -> FastA
                 await websocket.close()
 
     return app
+
+
+class CallgateServer(uvicorn.Server):
+    """uvicorn, but live calls are ended by callgate before uvicorn drops their sockets.
+
+    On SIGTERM uvicorn closes every WebSocket with 1012 and only then runs the lifespan
+    shutdown, by which time the calls are gone. Ending them first lets each call close
+    with 1001 and record "server shutting down" as its end reason.
+    """
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        # config.app is the FastAPI instance callgate passed in (not an import string).
+        close_calls = getattr(getattr(self.config.app, "state", None), "close_calls", None)
+        if close_calls is not None:
+            await close_calls()
+        await super().shutdown(sockets)
 
 
 def _signed(settings: Settings, request: Request, form: dict[str, str]) -> bool:

@@ -81,6 +81,7 @@ class CallStats:
     barge_in_frames: list[int] = field(default_factory=list)
     protocol_errors: int = 0
     model_reconnects: int = 0
+    apologized: bool = False
     end_reason: str = ""
     transcript: list[tuple[str, str]] = field(default_factory=list)
 
@@ -117,9 +118,11 @@ class CallSession:
         socket: TwilioSocket,
         open_link: Callable[[str], Awaitable[ModelLink]],
         metrics: BridgeMetrics | None = None,
+        apologize: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = metrics or BridgeMetrics()
+        self._apologize = apologize
         self.socket = socket
         self._open_link = open_link
         self.stream = ms.TwilioStream(max_message_bytes=settings.max_media_message_bytes)
@@ -262,6 +265,16 @@ class CallSession:
             elif isinstance(action, TruncateItem):
                 await link.truncate(action.item_id, action.content_index, action.audio_end_ms)
 
+    async def _say_sorry(self) -> None:
+        """Have Twilio apologise and hang up, when there are credentials to ask it with."""
+        if self._apologize is None or self.stats.call_sid == "-":
+            return
+        try:
+            await self._apologize(self.stats.call_sid)
+            self.stats.apologized = True
+        except Exception as exc:
+            log.error("could not play the apology: %s", exc)
+
     async def _model_loop(self, link: ModelLink) -> None:
         from callgate.realtime.link import LinkFailed, LinkReconnected  # noqa: PLC0415
 
@@ -273,6 +286,7 @@ class CallSession:
                 continue
             if isinstance(event, LinkFailed):
                 log.error("model connection lost for good: %s", event.reason)
+                await self._say_sorry()
                 await self.end(f"model connection lost: {event.reason}", code=1011)
                 return
             kind = getattr(event, "type", "")

@@ -43,6 +43,20 @@ class TwilioCallControl:
             raise ValueError("auth_token is empty; set TWILIO_AUTH_TOKEN to hang up calls")
         self._client = Client(account_sid, auth_token, http_client=http_client)
 
+    def say_and_hang_up(self, call_sid: str, twiml: str) -> None:
+        """Replace the call's instructions with ``twiml`` (an apology, then ``<Hangup/>``).
+
+        Updating a live call's TwiML ends its media stream, and Twilio then speaks the text
+        with its own TTS. It works when the model that would have spoken is gone. Blocking;
+        raises like :meth:`hang_up`.
+        """
+        _check_sid("call_sid", call_sid, "CA")
+        try:
+            self._client.calls(call_sid).update(twiml=twiml)
+        except TwilioException as exc:
+            status = getattr(exc, "status", None)
+            raise CallControlError(f"apology for {call_sid} failed: {exc}", status=status) from exc
+
     def hang_up(self, call_sid: str) -> None:
         """Complete the call (status=completed). Blocking.
 
