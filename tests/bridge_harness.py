@@ -23,7 +23,14 @@ def free_port() -> int:
 async def running_app(app: FastAPI, port: int | None = None) -> AsyncIterator[str]:
     """Serve ``app`` until the block exits; yields the base URL (http://127.0.0.1:PORT)."""
     port = port or free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_config=None,
+        lifespan="on",
+        ws_per_message_deflate=False,
+    )
     server = CallgateServer(config)
     task = asyncio.create_task(server.serve())
     for _ in range(500):

@@ -306,6 +306,7 @@ def serve(
         port=settings.port,
         log_config=None,
         ws_max_size=settings.max_media_message_bytes,
+        ws_per_message_deflate=False,  # base64 mu-law barely compresses; deflate costs CPU
     )
     CallgateServer(config).run()
 

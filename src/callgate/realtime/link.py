@@ -280,7 +280,11 @@ class RealtimeLink:
     # --- connection and reader ---------------------------------------------------------
     async def _connect(self) -> AsyncRealtimeConnection:
         """One connection, configured: ``session.update`` answered by ``session.updated``."""
-        manager = self._client.realtime.connect(model=self.settings.openai_realtime_model)
+        manager = self._client.realtime.connect(
+            model=self.settings.openai_realtime_model,
+            # Base64 audio barely compresses; permessage-deflate would only cost CPU.
+            websocket_connection_options={"compression": None},
+        )
         conn = await manager.enter()
         try:
             await conn.session.update(session=self.session)
