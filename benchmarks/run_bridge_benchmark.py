@@ -34,6 +34,7 @@ import httpx
 import numpy as np
 import numpy.typing as npt
 
+from benchmarks.report import write_section
 from callgate.peers.realtime_records import PeerOptions
 from callgate.peers.realtime_server import RealtimePeer
 from callgate.peers.twilio_caller import CallResult, place_call
@@ -41,8 +42,6 @@ from callgate.synth.channel import telephone_channel
 from callgate.synth.scenes import NOISE_BEDS, mix_at_snr
 from callgate.synth.speech import speak
 
-START = "<!-- bridge-benchmark:start -->"
-END = "<!-- bridge-benchmark:end -->"
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -231,14 +230,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(body)
     if args.out:
-        text = args.out.read_text() if args.out.exists() else "# Benchmarks\n"
-        section = f"{START}\n{body}\n{END}"
-        if START in text and END in text:
-            head, rest = text.split(START, 1)
-            text = head + section + rest.split(END, 1)[1]
-        else:
-            text = text.rstrip() + "\n\n## Call bridge under load\n\n" + section + "\n"
-        args.out.write_text(text)
+        write_section(args.out, "bridge-benchmark", body, "Call bridge under load")
 
 
 if __name__ == "__main__":

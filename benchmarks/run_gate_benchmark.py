@@ -23,9 +23,7 @@ from rich.progress import Progress
 from benchmarks.corpus import FAMILY_SNRS, TALKER_LEVELS_DBFS, Clip, corpus_specs, load_clip
 from benchmarks.detectors import DETECTOR_NAMES, build_detectors, timed_run
 from benchmarks.metrics import Counts, DetectorResult
-
-START = "<!-- gate-benchmark:start -->"
-END = "<!-- gate-benchmark:end -->"
+from benchmarks.report import write_section
 
 
 def parse_value(text: str) -> Any:
@@ -140,20 +138,6 @@ def render(results: list[DetectorResult], clips: list[Clip], notes: list[str]) -
     return "\n".join(out)
 
 
-def write_section(path: Path, body: str) -> None:
-    """Replace (or append) the marked benchmark section of ``path``."""
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    section = f"{START}\n{body}\n{END}"
-    if START in text and END in text:
-        head, _, rest = text.partition(START)
-        _, _, tail = rest.partition(END)
-        text = head + section + tail
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     ap = argparse.ArgumentParser(
@@ -211,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
             f"Generated {now} by `{cmd.strip()}` on a shared {os.cpu_count()}-core machine "
             "(all detectors single-threaded, timed in the same run on the same audio).\n"
         )
-        write_section(args.out, header + "\n" + body)
+        write_section(args.out, "gate-benchmark", header + "\n" + body)
         print(f"\nwrote {args.out}", file=sys.stderr)
     return 0
 

@@ -25,11 +25,9 @@ from rich.progress import Progress
 
 from benchmarks.corpus import Clip, corpus_specs, load_clip
 from benchmarks.metrics import FRAME_MS, utterances
+from benchmarks.report import write_section
 from callgate.audio.gate import SpeechGate
 from callgate.realtime.turns import CommitInput, TurnController, TurnOptions
-
-START = "<!-- turn-benchmark:start -->"
-END = "<!-- turn-benchmark:end -->"
 
 
 @dataclass
@@ -120,14 +118,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(body)
     if args.out:
-        text = args.out.read_text() if args.out.exists() else "# Benchmarks\n"
-        section = f"{START}\n{body}\n{END}"
-        if START in text and END in text:
-            head, rest = text.split(START, 1)
-            text = head + section + rest.split(END, 1)[1]
-        else:
-            text = text.rstrip() + "\n\n## End of turn (client mode)\n\n" + section + "\n"
-        args.out.write_text(text)
+        write_section(args.out, "turn-benchmark", body, "End of turn (client mode)")
 
 
 if __name__ == "__main__":
