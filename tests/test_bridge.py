@@ -7,6 +7,8 @@ Streams format, and the official ``openai`` SDK inside callgate connects to the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 from typing import Any
 
 import httpx
@@ -361,3 +363,36 @@ def test_shutdown_ends_live_calls_and_keeps_their_records() -> None:
     assert stats.end_reason == "server shutting down"
     assert stats.frames_in > 0
     assert result.close_code == 1001
+
+
+def test_a_stream_in_the_wrong_audio_format_is_refused_with_a_reason() -> None:
+    start = {
+        "event": "start",
+        "sequenceNumber": "1",
+        "streamSid": "MZ" + "1" * 32,
+        "start": {
+            "accountSid": "AC" + "2" * 32,
+            "streamSid": "MZ" + "1" * 32,
+            "callSid": "CA" + "3" * 32,
+            "tracks": ["inbound"],
+            "customParameters": {},
+            "mediaFormat": {"encoding": "audio/l16", "sampleRate": 16000, "channels": 1},
+        },
+    }
+
+    async def scenario() -> tuple[int | None, Any]:
+        async with RealtimePeer(PeerOptions()) as peer:
+            app = create_app(bridge_settings(peer.url))
+            async with running_app(app) as base:
+                async with websockets.connect(ws_url(base)) as ws:
+                    await ws.send('{"event": "connected", "protocol": "Call", "version": "1.0.0"}')
+                    await ws.send(json.dumps(start))
+                    with contextlib.suppress(websockets.ConnectionClosed):
+                        await asyncio.wait_for(ws.recv(), timeout=5)
+                    code = ws.close_code
+                await asyncio.sleep(0.2)
+            return code, app.state.registry
+
+    code, registry = asyncio.run(scenario())
+    assert code == 1003
+    assert registry.finished[0].end_reason.startswith("unsupported media format")

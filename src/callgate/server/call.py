@@ -198,6 +198,10 @@ class CallSession:
                     self.stats.protocol_errors += 1
                     self.metrics.protocol_errors.inc()
                     log.warning("twilio protocol: %s: %s", event.kind, event.detail)
+                    if event.kind == "bad_media_format":
+                        # Not 8 kHz mu-law: nothing we could send the model would be right.
+                        await self.end(f"unsupported media format: {event.detail}", code=1003)
+                        return
                 elif isinstance(event, ms.Start):
                     await self._on_start(event.call_sid, event.stream_sid)
                 elif isinstance(event, ms.Media):
@@ -219,6 +223,7 @@ class CallSession:
             self._link = await self._open_link(call_sid)
         except Exception as exc:
             log.error("cannot open the model connection: %s", exc)
+            await self._say_sorry()
             await self.end(f"model connection failed at start: {exc}", code=1011)
             return
         self._model_task = asyncio.create_task(self._model_loop(self._link))
