@@ -396,3 +396,52 @@ def test_a_stream_in_the_wrong_audio_format_is_refused_with_a_reason() -> None:
     code, registry = asyncio.run(scenario())
     assert code == 1003
     assert registry.finished[0].end_reason.startswith("unsupported media format")
+
+
+def _echo_call(echo_db: float, **overrides: str) -> tuple[CallResult, Any, Any]:
+    rng = np.random.default_rng(12)
+    room = -58
+    pcm = to_pcm(
+        np.concatenate(
+            [
+                white(1.0, room, rng),
+                voiced(1.2, -22, rng) + white(1.2, room, rng),
+                white(3.5, room, rng),  # the agent answers here; only its echo comes back
+            ]
+        )
+    )
+    answer = pcm16_to_ulaw(to_pcm(voiced(2.0, -20, np.random.default_rng(13), pitch_hz=160)))
+
+    def responder(_items: object) -> tuple[str, bytes]:
+        return "An answer whose echo comes back down the line.", answer
+
+    async def scenario() -> tuple[CallResult, Any, Any]:
+        async with RealtimePeer(PeerOptions(responder=responder, pace=1.0)) as peer:
+            app = create_app(bridge_settings(peer.url, **overrides))
+            async with running_app(app) as base:
+                result = await place_call(
+                    ws_url(base), pcm, realtime=True, tail_ms=300, echo_db=echo_db
+                )
+                await asyncio.sleep(0.2)
+            return result, peer, app.state.registry
+
+    return asyncio.run(scenario())
+
+
+def test_the_agents_own_echo_does_not_interrupt_it() -> None:
+    # A handset echo 25 dB below the agent's voice: still 13 dB above the room.
+    result, peer, registry = _echo_call(-25.0)
+    stats = registry.finished[0]
+    assert result.agent_played_ms > 1500
+    assert stats.barge_ins == 0
+    assert result.clears_ms == []
+    assert stats.commits == 1
+    assert not peer.connections[0].received("response.cancel")
+
+
+def test_a_loud_echo_without_the_guards_would_interrupt() -> None:
+    # The control: the same call with an echo as loud as a speakerphone and no echo guard.
+    # It proves the echo really reaches the gate, so the test above can fail.
+    result, _, registry = _echo_call(-2.0, ECHO_GUARD_DB="0")
+    assert registry.finished[0].barge_ins >= 1
+    assert result.clears_ms

@@ -105,12 +105,15 @@ class _Player:
 
     def __init__(self) -> None:
         self.queue: list[_Queued] = []
+        self.schedule: list[_Queued] = []
+        """Everything that plays or played, never cut by playback; trimmed by ``clear``."""
         self.marks: list[tuple[str, float]] = []  # (name, due_ms), due times never decrease
         self.end_ms = 0.0
 
     def media(self, ulaw: bytes, now_ms: float) -> None:
         start = max(now_ms, self.end_ms)
         self.queue.append(_Queued(start, ulaw))
+        self.schedule.append(_Queued(start, ulaw))
         self.end_ms = start + len(ulaw) / ULAW_BYTES_PER_MS
 
     def mark(self, name: str, now_ms: float) -> None:
@@ -120,9 +123,32 @@ class _Player:
         """Stop at ``now_ms``; returns what played. Pending marks become due now."""
         played = self.cut(now_ms)
         self.queue.clear()
+        kept = [q for q in self.schedule if q.start_ms < now_ms]
+        if kept and kept[-1].end_ms > now_ms:
+            head = kept[-1]
+            kept[-1] = _Queued(
+                head.start_ms, head.ulaw[: int((now_ms - head.start_ms) * ULAW_BYTES_PER_MS)]
+            )
+        self.schedule = kept
         self.end_ms = now_ms
         self.marks = [(name, now_ms) for name, _ in self.marks]
         return played
+
+    def playing(self, from_ms: float, to_ms: float) -> npt.NDArray[np.int16]:
+        """The agent audio heard between two times, as PCM16 (silence where none played)."""
+        n = round((to_ms - from_ms) * ULAW_BYTES_PER_MS)
+        out = np.zeros(n, dtype=np.int16)
+        for q in reversed(self.schedule):
+            if q.end_ms <= from_ms:
+                break
+            if q.start_ms >= to_ms:
+                continue
+            offset = round((q.start_ms - from_ms) * ULAW_BYTES_PER_MS)
+            pcm = ulaw_to_pcm16(q.ulaw)
+            lo, hi = max(0, offset), min(n, offset + pcm.size)
+            if lo < hi:
+                out[lo:hi] = pcm[lo - offset : hi - offset]
+        return out
 
     def cut(self, now_ms: float) -> list[PlayedSegment]:
         """Move audio that has played by ``now_ms`` out of the queue."""
@@ -169,6 +195,7 @@ class _Call:
         self.seq = 0
         self.send_lock = asyncio.Lock()
         self.wake = asyncio.Event()
+        self.echo_gain = 0.0
 
     def now_ms(self) -> float:
         return (self.loop.time() - self.t0) * 1000.0
@@ -200,7 +227,8 @@ class _Call:
         )
         all_frames = frames + [ULAW_SILENCE * FRAME_BYTES] * tail_frames
         start = tail_start = self.loop.time()
-        for i, payload in enumerate(all_frames):
+        for i, caller_payload in enumerate(all_frames):
+            payload = caller_payload
             # A monotonic schedule: frame i leaves at start + i*20 ms, so delays never add up.
             # The silent tail is always paced: it is the time the server gets to answer.
             if realtime:
@@ -211,6 +239,13 @@ class _Call:
                 await self._sleep_until(tail_start + (i - len(frames)) * FRAME_MS / 1000.0)
             elif i % 50 == 0:
                 await asyncio.sleep(0)  # let the reader run during a fast burst
+
+            if self.echo_gain:
+                # The agent's voice leaking back into the caller's microphone.
+                now = self.now_ms()
+                leak = self.player.playing(now - FRAME_MS, now).astype(np.float64) * self.echo_gain
+                mixed = ulaw_to_pcm16(payload).astype(np.float64) + leak
+                payload = pcm16_to_ulaw(np.clip(mixed, -32768, 32767).astype(np.int16))
 
             def media(n: int, i: int = i, payload: bytes = payload) -> str:
                 return Media(
@@ -290,13 +325,16 @@ async def place_call(
     call_sid: str | None = None,
     tail_ms: int = 1000,
     on_message: OnMessage | None = None,
+    echo_db: float | None = None,
 ) -> CallResult:
     """Dial ``url`` as Twilio would and stream ``pcm16_8k`` (int16, 8 kHz mono) as the caller.
 
     ``realtime=False`` sends the caller's frames as fast as possible (still in order); the
     ``tail_ms`` of silence after them is always paced in real time so the server can answer.
     ``headers`` go on the upgrade request (e.g. X-Twilio-Signature). ``on_message`` sees
-    every server message with its arrival time in ms. Returns when the call is over: after
+    every server message with its arrival time in ms. ``echo_db`` mixes the agent's audio
+    back into the caller's frames at that level (e.g. -25 dB), as a line or handset echo
+    would. Returns when the call is over: after
     ``stop`` and our close, or as soon as the server closes (recorded in the result, not
     raised). Connection failures (refused, bad handshake) do raise.
     """
@@ -304,6 +342,8 @@ async def place_call(
     frames = _frames(pcm16_8k)
     async with websockets.connect(url, additional_headers=dict(headers or {})) as ws:
         call = _Call(ws, result, custom_parameters or {}, on_message)
+        if echo_db is not None:
+            call.echo_gain = 10.0 ** (echo_db / 20.0)
         reader = asyncio.create_task(call.read())
         echoer = asyncio.create_task(call.echo_marks())
         sender = asyncio.create_task(call.send_audio(frames, -(-tail_ms // FRAME_MS), realtime))
