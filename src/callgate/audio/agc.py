@@ -89,6 +89,9 @@ class SpeechAgc:
         """Apply a gain ramp from ``from_db`` to ``to_db`` across the frame."""
         if from_db == to_db == 0.0:
             return frame
+        if from_db == to_db:
+            flat = np.round(frame.astype(np.float64) * 10.0 ** (to_db / 20.0))
+            return np.clip(flat, -32768, 32767).astype(np.int16)
         ramp = 10.0 ** (np.linspace(from_db, to_db, frame.size, endpoint=False) / 20.0)
         scaled = np.round(frame.astype(np.float64) * ramp)
         return np.clip(scaled, -32768, 32767).astype(np.int16)

@@ -46,7 +46,9 @@ class VoicingAnalyzer:
                 f"window of {window_samples} samples is too short for a {o.min_pitch_hz:g} Hz pitch"
             )
         self.window_samples = window_samples
-        self._nfft = 1 << int(np.ceil(np.log2(2 * window_samples)))
+        # Circular autocorrelation equals the linear one for every lag we read as long as
+        # nfft >= window + max_lag: wrapped products land at lags beyond the window.
+        self._nfft = 1 << int(np.ceil(np.log2(window_samples + self.max_lag + 1)))
         lags = np.arange(self.min_lag, self.max_lag + 1)
         # Unbiased normalisation: fewer products overlap at longer lags.
         self._lag_scale = window_samples / (window_samples - lags)
