@@ -91,7 +91,8 @@ class SpeechAgc:
             return frame
         if from_db == to_db:
             flat = np.round(frame.astype(np.float64) * 10.0 ** (to_db / 20.0))
-            return np.clip(flat, -32768, 32767).astype(np.int16)
+            out: npt.NDArray[np.int16] = np.clip(flat, -32768, 32767).astype(np.int16)
+            return out
         ramp = 10.0 ** (np.linspace(from_db, to_db, frame.size, endpoint=False) / 20.0)
         scaled = np.round(frame.astype(np.float64) * ramp)
         return np.clip(scaled, -32768, 32767).astype(np.int16)
