@@ -174,6 +174,48 @@ class Settings(BaseSettings):
         description="Largest Twilio WebSocket message accepted, in bytes.",
     )
 
+    # --- the conversation, storage and CRM ------------------------------------------
+    transcript_merge_gap_ms: int = Field(
+        800, ge=0, le=10_000, description="Caller fragments closer than this merge into one turn."
+    )
+    loop_similarity: float = Field(
+        0.85, gt=0, le=1, description="Normalized similarity at which two agent replies repeat."
+    )
+    loop_repeats: int = Field(
+        3, ge=2, le=20, description="Near-identical agent replies in a row that make a loop."
+    )
+    echo_similarity: float = Field(
+        0.8,
+        gt=0,
+        le=1,
+        description="Similarity of a caller turn to the agent's last words "
+        "at which it is the agent's echo and is dropped.",
+    )
+    loop_action: Literal["rephrase", "transfer", "end"] = Field(
+        "rephrase",
+        description="What a detected loop does: tell the agent to rephrase, "
+        "transfer to TRANSFER_NUMBER, or end the call.",
+    )
+    transfer_number: str = Field("", description="E.164 number that loops and escalations dial.")
+    form_path: str = Field("", description="Lead form file (TOML); empty = the built-in form.")
+    default_region: str = Field(
+        "US", min_length=2, max_length=2, description="Region for phone numbers without a + prefix."
+    )
+    database_url: str = Field(
+        "sqlite+aiosqlite:///./callgate.db",
+        description="SQLAlchemy async URL of the call store (SQLite file or PostgreSQL).",
+    )
+    crm_webhook_url: str = Field("", description="Where finished calls are POSTed (empty: off).")
+    crm_hmac_secret: SecretStr = Field(
+        SecretStr(""), description="Key of the HMAC-SHA256 signature header on CRM deliveries."
+    )
+    crm_max_attempts: int = Field(
+        25, ge=1, le=1000, description="Delivery attempts before an outbox row is parked."
+    )
+    api_token: SecretStr = Field(
+        SecretStr(""), description="Bearer token for GET /calls (empty: the API is off)."
+    )
+
     realtime_audio_input_usd_per_mtok: float = Field(
         32.0,
         ge=0,
