@@ -24,6 +24,7 @@ from callgate.config import Settings, load_settings
 from callgate.peers.realtime_records import PeerOptions
 from callgate.peers.realtime_server import RealtimePeer
 from callgate.peers.twilio_caller import CallResult, place_call
+from callgate.server import app as server_app
 from callgate.server.app import create_app
 from tests.bridge_harness import running_app
 from tests.conftest import to_pcm, voiced, white
@@ -445,3 +446,22 @@ def test_a_loud_echo_without_the_guards_would_interrupt() -> None:
     result, _, registry = _echo_call(-2.0, ECHO_GUARD_DB="0")
     assert registry.finished[0].barge_ins >= 1
     assert result.clears_ms
+
+
+def test_a_pre_opened_connection_whose_stream_never_comes_is_closed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(server_app, "PREWARM_TTL_S", 0.3)
+
+    async def scenario() -> tuple[bool, int]:
+        async with RealtimePeer(PeerOptions()) as peer:
+            app = create_app(bridge_settings(peer.url))
+            async with running_app(app) as base, httpx.AsyncClient(base_url=base) as client:
+                await client.post("/twilio/voice", data={"CallSid": "CA" + "8" * 32})
+                record = await peer.wait_for_connections(1)
+                await asyncio.sleep(1.0)
+                return record.closed, len(app.state.registry.prewarmed)
+
+    closed, waiting = asyncio.run(scenario())
+    assert closed
+    assert waiting == 0

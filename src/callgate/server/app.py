@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -32,6 +33,9 @@ from callgate.server.metrics import BridgeMetrics
 log = logging.getLogger("callgate.server")
 
 LinkOpener = Callable[[Settings, str], Awaitable[ModelLink]]
+
+PREWARM_TTL_S = 30.0
+"""How long a model connection opened by the voice webhook waits for its media stream."""
 
 
 def realtime_opener(settings: Settings) -> LinkOpener:
@@ -54,7 +58,8 @@ class CallRegistry:
 
     sessions: set[CallSession] = field(default_factory=set)
     prewarmed: dict[str, asyncio.Task[ModelLink]] = field(default_factory=dict)
-    finished: list[CallStats] = field(default_factory=list)
+    finished: deque[CallStats] = field(default_factory=lambda: deque(maxlen=1000))
+    """The most recent finished calls (their durable record is the store's job)."""
 
 
 def twilio_apology(settings: Settings) -> Callable[[str], Awaitable[None]] | None:
@@ -111,6 +116,17 @@ def create_app(
     async def _open(call_sid: str) -> ModelLink:
         return await open_link(settings, call_sid)
 
+    async def _expire(call_sid: str) -> None:
+        """Close a pre-opened connection whose media stream never came."""
+        task = registry.prewarmed.pop(call_sid, None)
+        if task is None:
+            return
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            link = await task
+            await link.close()
+        log.info("closed an unused pre-opened model connection for %s", call_sid)
+
     async def link_for(call_sid: str) -> ModelLink:
         task = registry.prewarmed.pop(call_sid, None)
         if task is not None:
@@ -137,6 +153,9 @@ def create_app(
         call_sid = form.get("CallSid", "")
         if call_sid and call_sid not in registry.prewarmed:
             registry.prewarmed[call_sid] = asyncio.create_task(_open(call_sid))
+            asyncio.get_running_loop().call_later(
+                PREWARM_TTL_S, lambda: asyncio.ensure_future(_expire(call_sid))
+            )
         parameters = {k: form[k] for k in ("From", "To", "CallSid") if form.get(k)}
         twiml = connect_stream_twiml(media_stream_url(settings.public_url), parameters)
         return Response(content=twiml, media_type="application/xml")
