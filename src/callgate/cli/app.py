@@ -36,6 +36,7 @@ from callgate.cli.call import (
     wav_caller,
     write_stereo,
 )
+from callgate.cli.crm import crm_app
 from callgate.cli.plot import render_timeline
 from callgate.cli.recording import (
     InputFormat,
@@ -57,6 +58,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+
+
+app.add_typer(crm_app, name="crm")
 
 
 @app.callback()
