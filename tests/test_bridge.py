@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import tempfile
 from typing import Any
 
 import httpx
@@ -39,6 +40,8 @@ def bridge_settings(peer_url: str, **overrides: str) -> Settings:
         "OPENAI_BASE_URL": peer_url.replace("ws://", "http://"),
         "TWILIO_VALIDATE_SIGNATURES": "false",
         "REALTIME_MAX_RECONNECTS": "2",
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tempfile.mkdtemp(prefix='callgate-')}/calls.db",
+        "API_TOKEN": "test-token",
         **overrides,
     }
     return load_settings(values, env_file=None)
@@ -264,7 +267,11 @@ def test_bad_messages_are_survived_and_other_calls_are_unaffected() -> None:
 def test_signatures_are_required_unless_turned_off() -> None:
     async def scenario() -> tuple[int, int, str, int]:
         settings = load_settings(
-            {"TWILIO_AUTH_TOKEN": "secret", "PUBLIC_URL": "https://calls.example.com"},
+            {
+                "TWILIO_AUTH_TOKEN": "secret",
+                "PUBLIC_URL": "https://calls.example.com",
+                "DATABASE_URL": f"sqlite+aiosqlite:///{tempfile.mkdtemp()}/calls.db",
+            },
             env_file=None,
         )
 
@@ -465,3 +472,59 @@ def test_a_pre_opened_connection_whose_stream_never_comes_is_closed(
     closed, waiting = asyncio.run(scenario())
     assert closed
     assert waiting == 0
+
+
+def test_the_call_is_stored_as_it_goes_and_served_by_the_api() -> None:
+    rng = np.random.default_rng(8)
+    room = -58
+    pcm = to_pcm(
+        np.concatenate(
+            [
+                white(1.0, room, rng),
+                voiced(0.8, -22, rng) + white(0.8, room, rng),
+                white(1.4, room, rng),
+                voiced(0.8, -20, rng, pitch_hz=200) + white(0.8, room, rng),  # barges in
+                white(0.6, room, rng),
+            ]
+        )
+    )
+
+    def long_answer(_items: object) -> tuple[str, bytes]:
+        return "One two three four five six seven eight nine ten.", b"\x10" * 8 * 3000
+
+    async def scenario() -> tuple[CallResult, list[int], dict[str, Any], list[Any]]:
+        async with RealtimePeer(PeerOptions(responder=long_answer, pace=1.0)) as peer:
+            app = create_app(bridge_settings(peer.url))
+            async with running_app(app) as base, httpx.AsyncClient(base_url=base) as client:
+                result = await place_call(ws_url(base), pcm, realtime=True, tail_ms=1500)
+                await asyncio.sleep(0.3)
+                auth = {"Authorization": "Bearer test-token"}
+                codes = [
+                    (await client.get(f"/calls/{result.call_sid}")).status_code,
+                    (
+                        await client.get(
+                            f"/calls/{result.call_sid}", headers={"Authorization": "Bearer x"}
+                        )
+                    ).status_code,
+                    (await client.get("/calls/CAnope", headers=auth)).status_code,
+                ]
+                record = (await client.get(f"/calls/{result.call_sid}", headers=auth)).json()
+                listing = (await client.get("/calls", headers=auth)).json()
+            return result, codes, record, listing
+
+    result, codes, record, listing = asyncio.run(scenario())
+    assert codes == [401, 401, 404]
+    assert [c["call_sid"] for c in listing] == [result.call_sid]
+    turns = record["turns"]
+    speakers = [t["speaker"] for t in turns]
+    assert speakers.count("caller") == 2
+    assert "agent" in speakers
+    cut = [t for t in turns if t["speaker"] == "agent" and t["interrupted"]]
+    assert len(cut) == 1
+    full = "One two three four five six seven eight nine ten."
+    assert full.startswith(cut[0]["text"])
+    assert 0 < len(cut[0]["text"]) < len(full)
+    assert [e["kind"] for e in record["events"]] == ["barge_in"]
+    assert record["call"]["end_reason"] == "caller hung up"
+    assert record["call"]["stats"]["frames_sent"] > 0
+    assert record["call"]["stats"]["est_cost_saved_usd"] > 0

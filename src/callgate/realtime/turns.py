@@ -138,6 +138,8 @@ class BargeIn:
     item_id: str | None
     heard_ms: int
     cancelled: bool
+    audio_ms: int = 0
+    """Agent audio of the item queued when it was cut (for cutting its transcript)."""
 
 
 class TurnController:
@@ -217,7 +219,13 @@ class TurnController:
         if p is not None and p.queued_ms > 0:
             actions.append(TruncateItem(p.item_id, p.content_index, p.heard_ms))
         self.barge_ins.append(
-            BargeIn(frame_index, p.item_id if p else None, p.heard_ms if p else 0, cancelled)
+            BargeIn(
+                frame_index,
+                p.item_id if p else None,
+                p.heard_ms if p else 0,
+                cancelled,
+                p.queued_ms if p else 0,
+            )
         )
         self._playback = None
         return actions

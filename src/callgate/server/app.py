@@ -13,22 +13,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 import socket
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
 
+import httpx
 import uvicorn
 from fastapi import FastAPI, Request, Response, WebSocket
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.websockets import WebSocketDisconnect
 
 from callgate.config import Settings
 from callgate.server.call import CallSession, CallStats, ModelLink
 from callgate.server.logs import call_context
 from callgate.server.metrics import BridgeMetrics
+from callgate.server.recorder import CallRecorder
+from callgate.storage.db import make_engine, make_sessionmaker, migrate
+from callgate.storage.outbox import OutboxWorker
+from callgate.storage.repository import CallRepository
 
 log = logging.getLogger("callgate.server")
 
@@ -50,6 +59,52 @@ def realtime_opener(settings: Settings) -> LinkOpener:
         return link
 
     return open_link
+
+
+@dataclass
+class StoreState:
+    """The call store and the CRM outbox worker, opened with the app and closed with it."""
+
+    repository: CallRepository | None = None
+    _engine: AsyncEngine | None = None
+    _worker: asyncio.Task[None] | None = None
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _http: httpx.AsyncClient | None = None
+
+    async def open(self, settings: Settings) -> None:
+        """Migrate and open the store; start delivering to the CRM if one is configured."""
+        self._engine = make_engine(settings.database_url)
+        await migrate(self._engine)
+        sessions = make_sessionmaker(self._engine)
+        self.repository = CallRepository(sessions)
+        if settings.crm_webhook_url:
+            self._http = httpx.AsyncClient()
+            worker = OutboxWorker(
+                sessions,
+                settings.crm_webhook_url,
+                settings.crm_hmac_secret.get_secret_value(),
+                self._http,
+                settings.crm_max_attempts,
+            )
+            self._worker = asyncio.create_task(worker.run_forever(self._stop))
+
+    async def close(self) -> None:
+        self._stop.set()
+        if self._worker is not None:
+            await asyncio.gather(self._worker, return_exceptions=True)
+        if self._http is not None:
+            await self._http.aclose()
+        if self._engine is not None:
+            await self._engine.dispose()
+
+
+def _jsonable(value: Any) -> Any:
+    """Datetimes to ISO text, for JSON responses."""
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
 
 
 @dataclass
@@ -101,15 +156,22 @@ def create_app(
         for task in registry.prewarmed.values():
             task.cancel()
 
+    state = StoreState()
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
-        await close_calls()  # normally done already by CallgateServer.shutdown
+        await state.open(settings)
+        try:
+            yield
+        finally:
+            await close_calls()  # normally done already by CallgateServer.shutdown
+            await state.close()
 
     app = FastAPI(title="callgate", lifespan=lifespan)
     metrics = BridgeMetrics()
     app.state.registry = registry
     app.state.metrics = metrics
+    app.state.store = state
     app.state.close_calls = close_calls
     app.state.settings = settings
 
@@ -139,6 +201,37 @@ def create_app(
     async def prometheus_metrics() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    def authorized(request: Request) -> JSONResponse | None:
+        token = settings.api_token.get_secret_value()
+        if not token:
+            return JSONResponse({"error": "the call API is off: set API_TOKEN"}, status_code=403)
+        given = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            return JSONResponse({"error": "missing or wrong bearer token"}, status_code=401)
+        if state.repository is None:
+            return JSONResponse({"error": "the call store is not open"}, status_code=503)
+        return None
+
+    @app.get("/calls", response_model=None)
+    async def list_calls(request: Request, limit: int = 50, offset: int = 0) -> Response:
+        if (refusal := authorized(request)) is not None:
+            return refusal
+        assert state.repository is not None
+        calls = await state.repository.list_calls(
+            limit=min(max(limit, 1), 500), offset=max(offset, 0)
+        )
+        return JSONResponse([_jsonable(asdict(c)) for c in calls])
+
+    @app.get("/calls/{call_sid}", response_model=None)
+    async def get_call(request: Request, call_sid: str) -> Response:
+        if (refusal := authorized(request)) is not None:
+            return refusal
+        assert state.repository is not None
+        record = await state.repository.get_call(call_sid)
+        if record is None:
+            return JSONResponse({"error": f"no call {call_sid}"}, status_code=404)
+        return JSONResponse(record.to_json())
+
     @app.get("/healthz")
     async def healthz() -> dict[str, object]:
         return {"status": "ok", "live_calls": len(registry.sessions)}
@@ -167,7 +260,10 @@ def create_app(
             await websocket.close(code=1008)
             return
         await websocket.accept()
-        session = CallSession(settings, websocket, link_for, metrics, apologize)
+        recorder = CallRecorder(state.repository, settings) if state.repository else None
+        session = CallSession(
+            settings, websocket, link_for, metrics=metrics, apologize=apologize, recorder=recorder
+        )
         registry.sessions.add(session)
         metrics.live_calls.inc()
         try:

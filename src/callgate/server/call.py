@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 from callgate.audio.gate import SpeechGate
 from callgate.config import Settings
+from callgate.conversation.transcripts import cut_text
 from callgate.realtime.turns import (
     Action,
     AppendAudio,
@@ -40,6 +41,7 @@ from callgate.realtime.turns import (
 )
 from callgate.server.logs import call_sid_var
 from callgate.server.metrics import BridgeMetrics
+from callgate.server.recorder import CallRecorder
 from callgate.telephony import media_streams as ms
 
 log = logging.getLogger("callgate.call")
@@ -117,12 +119,15 @@ class CallSession:
         settings: Settings,
         socket: TwilioSocket,
         open_link: Callable[[str], Awaitable[ModelLink]],
+        *,
         metrics: BridgeMetrics | None = None,
         apologize: Callable[[str], Awaitable[None]] | None = None,
+        recorder: CallRecorder | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = metrics or BridgeMetrics()
         self._apologize = apologize
+        self.recorder = recorder
         self.socket = socket
         self._open_link = open_link
         self.stream = ms.TwilioStream(max_message_bytes=settings.max_media_message_bytes)
@@ -173,6 +178,13 @@ class CallSession:
             m.barge_ins.inc(self.stats.barge_ins)
             m.calls.labels(reason=_reason_label(self.stats.end_reason)).inc()
             self.ended.set()
+            if self.recorder is not None:
+                await self.recorder.finished(
+                    self.stats.end_reason or "closed",
+                    self.stats.frames_in,
+                    self.stats.frames_sent,
+                    self.stats.frames_withheld,
+                )
             log.info(
                 "call ended: %s; frames in %d, sent %d, withheld %d; commits %d, barge-ins %d",
                 self.stats.end_reason or "closed",
@@ -219,6 +231,8 @@ class CallSession:
         self.stats.stream_sid = stream_sid
         call_sid_var.set(call_sid)
         log.info("stream %s started", stream_sid)
+        if self.recorder is not None:
+            await self.recorder.started(call_sid, stream_sid, self.stream.custom_parameters)
         try:
             self._link = await self._open_link(call_sid)
         except Exception as exc:
@@ -244,8 +258,16 @@ class CallSession:
     async def _on_media(self, payload: bytes, received_at: float) -> None:
         for decision in self.gate.process_ulaw(payload):
             self.gate.start_boost_db = self._echo_guard_db if self.turns.agent_audible else 0.0
+            barge_ins = len(self.turns.barge_ins)
             actions = self.turns.on_frame(decision)
             await self._execute(actions)
+            if len(self.turns.barge_ins) > barge_ins and self.recorder is not None:
+                cut = self.turns.barge_ins[-1]
+                await self.recorder.event(
+                    "barge_in",
+                    decision.t_ms,
+                    {"item_id": cut.item_id, "heard_ms": cut.heard_ms, "cancelled": cut.cancelled},
+                )
             if decision.audio.size and self._link is not None:
                 self.metrics.frame_to_append.observe(time.perf_counter() - received_at)
 
@@ -270,6 +292,13 @@ class CallSession:
             elif isinstance(action, TruncateItem):
                 await link.truncate(action.item_id, action.content_index, action.audio_end_ms)
 
+    def _heard_text(self, item_id: str, text: str) -> tuple[str, bool]:
+        """The agent's words as the caller heard them: cut where a barge-in stopped them."""
+        for cut in self.turns.barge_ins:
+            if cut.item_id == item_id and cut.audio_ms:
+                return cut_text(text, cut.heard_ms, cut.audio_ms), True
+        return text, False
+
     async def _say_sorry(self) -> None:
         """Have Twilio apologise and hang up, when there are credentials to ask it with."""
         if self._apologize is None or self.stats.call_sid == "-":
@@ -287,6 +316,10 @@ class CallSession:
             if isinstance(event, LinkReconnected):
                 self.stats.model_reconnects += 1
                 self.metrics.model_reconnects.inc()
+                if self.recorder is not None:
+                    await self.recorder.event(
+                        "reconnect", self.gate.frames_seen * 20, {"attempt": event.attempt}
+                    )
                 log.warning("model connection restored (attempt %d)", event.attempt)
                 continue
             if isinstance(event, LinkFailed):
@@ -307,9 +340,14 @@ class CallSession:
             elif kind == "conversation.item.input_audio_transcription.completed":
                 self.stats.transcript.append(("caller", event.transcript))
                 log.info("caller: %s", event.transcript)
+                if self.recorder is not None:
+                    await self.recorder.turn("caller", event.transcript)
             elif kind == "response.output_audio_transcript.done":
-                self.stats.transcript.append(("agent", event.transcript))
-                log.info("agent: %s", event.transcript)
+                text, interrupted = self._heard_text(event.item_id, event.transcript)
+                self.stats.transcript.append(("agent", text))
+                log.info("agent: %s%s", text, " (interrupted)" if interrupted else "")
+                if self.recorder is not None:
+                    await self.recorder.turn("agent", text, interrupted=interrupted)
             elif kind == "error":
                 error = getattr(event, "error", event)
                 if getattr(error, "code", "") == "response_cancel_not_active":
