@@ -528,3 +528,57 @@ def test_the_call_is_stored_as_it_goes_and_served_by_the_api() -> None:
     assert record["call"]["end_reason"] == "caller hung up"
     assert record["call"]["stats"]["frames_sent"] > 0
     assert record["call"]["stats"]["est_cost_saved_usd"] > 0
+
+
+def three_turns(seed: int) -> npt.NDArray[np.int16]:
+    rng = np.random.default_rng(seed)
+    room = -58
+    pieces = [white(1.0, room, rng)]
+    for k in range(3):
+        pieces += [
+            voiced(0.7, -22, rng, pitch_hz=140 + 30 * k) + white(0.7, room, rng),
+            white(1.6, room, rng),
+        ]
+    return to_pcm(np.concatenate(pieces))
+
+
+async def _stored_call(
+    pcm: npt.NDArray[np.int16], options: PeerOptions, **overrides: str
+) -> tuple[Any, dict[str, Any]]:
+    async with RealtimePeer(options) as peer:
+        app = create_app(bridge_settings(peer.url, **overrides))
+        async with running_app(app) as base, httpx.AsyncClient(base_url=base) as client:
+            result = await place_call(ws_url(base), pcm, realtime=True, tail_ms=800)
+            await asyncio.sleep(0.3)
+            record = (
+                await client.get(
+                    f"/calls/{result.call_sid}", headers={"Authorization": "Bearer test-token"}
+                )
+            ).json()
+        return peer, record
+
+
+def test_an_agent_that_repeats_itself_is_told_to_rephrase() -> None:
+    # The local peer answers every turn with the same sentence.
+    peer, record = asyncio.run(_stored_call(three_turns(21), PeerOptions(), LOOP_REPEATS="3"))
+    items = peer.connections[0].received("conversation.item.create")
+    system = [i for i in items if i["item"]["role"] == "system"]
+    assert len(system) == 1
+    assert "repeated yourself" in system[0]["item"]["content"][0]["text"]
+    loops = [e for e in record["events"] if e["kind"] == "loop"]
+    assert len(loops) == 1
+    assert loops[0]["detail"]["count"] == 3
+
+
+def test_the_agents_echo_transcribed_as_the_caller_is_dropped() -> None:
+    said: list[bytes] = []
+
+    def transcriber(audio: bytes) -> str:
+        said.append(audio)
+        # The second "caller" turn is the agent's last words coming back down the line.
+        return "This is the local peer speaking." if len(said) == 2 else f"turn {len(said)}"
+
+    _, record = asyncio.run(_stored_call(three_turns(22), PeerOptions(transcriber=transcriber)))
+    caller_turns = [t["text"] for t in record["turns"] if t["speaker"] == "caller"]
+    assert caller_turns == ["turn 1", "turn 3"]
+    assert [e["kind"] for e in record["events"]].count("echo") == 1

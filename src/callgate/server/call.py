@@ -21,11 +21,12 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, Protocol
 
 from callgate.audio.gate import SpeechGate
 from callgate.config import Settings
+from callgate.conversation.loops import LoopDetector, LoopOptions
 from callgate.conversation.transcripts import cut_text
 from callgate.realtime.turns import (
     Action,
@@ -55,6 +56,9 @@ class ModelLink(Protocol):
     async def create_response(self) -> None: ...
     async def cancel_response(self) -> None: ...
     async def truncate(self, item_id: str, content_index: int, audio_end_ms: int) -> None: ...
+    async def add_text_item(
+        self, role: Literal["user", "assistant", "system"], text: str
+    ) -> None: ...
     def events(self) -> Any: ...
     async def close(self) -> None: ...
 
@@ -84,6 +88,7 @@ class CallStats:
     protocol_errors: int = 0
     model_reconnects: int = 0
     apologized: bool = False
+    loops: int = 0
     end_reason: str = ""
     transcript: list[tuple[str, str]] = field(default_factory=list)
 
@@ -128,6 +133,14 @@ class CallSession:
         self.metrics = metrics or BridgeMetrics()
         self._apologize = apologize
         self.recorder = recorder
+        self.loops = LoopDetector(
+            LoopOptions(
+                similarity=settings.loop_similarity,
+                repeats=settings.loop_repeats,
+                action=settings.loop_action,
+                echo_similarity=settings.echo_similarity,
+            )
+        )
         self.socket = socket
         self._open_link = open_link
         self.stream = ms.TwilioStream(max_message_bytes=settings.max_media_message_bytes)
@@ -292,6 +305,44 @@ class CallSession:
             elif isinstance(action, TruncateItem):
                 await link.truncate(action.item_id, action.content_index, action.audio_end_ms)
 
+    def _now_ms(self) -> int:
+        return self.gate.frames_seen * self.settings.audio_frame_size_ms
+
+    async def _on_caller_text(self, text: str) -> None:
+        echo = self.loops.caller_said(text, self._now_ms())
+        if echo is not None:
+            # The agent's own voice came back and was transcribed as the caller: drop it.
+            log.warning("echo of the agent dropped: %r", text)
+            if self.recorder is not None:
+                await self.recorder.event("echo", echo.at_ms, asdict(echo))
+            return
+        self.stats.transcript.append(("caller", text))
+        log.info("caller: %s", text)
+        if self.recorder is not None:
+            await self.recorder.turn("caller", text)
+
+    async def _on_agent_text(self, link: ModelLink, item_id: str, transcript: str) -> None:
+        text, interrupted = self._heard_text(item_id, transcript)
+        self.stats.transcript.append(("agent", text))
+        log.info("agent: %s%s", text, " (interrupted)" if interrupted else "")
+        if self.recorder is not None:
+            await self.recorder.turn("agent", text, interrupted=interrupted)
+        loop = self.loops.agent_said(text, self._now_ms())
+        if loop is None:
+            return
+        self.stats.loops += 1
+        log.warning("agent loop (%d repeats), action %s", loop.count, loop.action)
+        if self.recorder is not None:
+            await self.recorder.event("loop", loop.at_ms, asdict(loop))
+        if loop.action == "rephrase" and loop.instruction:
+            await link.add_text_item("system", loop.instruction)
+        elif loop.action == "end":
+            await self.end("loop: the agent kept repeating itself")
+        elif loop.action == "transfer":
+            # Transferring needs Twilio's REST API (<Dial> TWILIO... to TRANSFER_NUMBER);
+            # until that is wired, end the stream and say why.
+            await self.end(f"loop: transfer to {self.settings.transfer_number or '(none)'}")
+
     def _heard_text(self, item_id: str, text: str) -> tuple[str, bool]:
         """The agent's words as the caller heard them: cut where a barge-in stopped them."""
         for cut in self.turns.barge_ins:
@@ -338,16 +389,9 @@ class CallSession:
             elif kind == "response.done":
                 self.turns.on_response_done()
             elif kind == "conversation.item.input_audio_transcription.completed":
-                self.stats.transcript.append(("caller", event.transcript))
-                log.info("caller: %s", event.transcript)
-                if self.recorder is not None:
-                    await self.recorder.turn("caller", event.transcript)
+                await self._on_caller_text(event.transcript)
             elif kind == "response.output_audio_transcript.done":
-                text, interrupted = self._heard_text(event.item_id, event.transcript)
-                self.stats.transcript.append(("agent", text))
-                log.info("agent: %s%s", text, " (interrupted)" if interrupted else "")
-                if self.recorder is not None:
-                    await self.recorder.turn("agent", text, interrupted=interrupted)
+                await self._on_agent_text(link, event.item_id, event.transcript)
             elif kind == "error":
                 error = getattr(event, "error", event)
                 if getattr(error, "code", "") == "response_cancel_not_active":
