@@ -99,8 +99,8 @@ class ItemHandlers:
         for kind in ("conversation.item.added", "conversation.item.done"):
             await self.send({"type": kind, "item": echoed, "previous_item_id": previous})
 
-    async def on_conversation_item_delete(self, event: dict[str, Any]) -> None:
-        """``conversation.item.delete`` -> ``conversation.item.deleted``."""
+    async def _existing(self, event: dict[str, Any]) -> PeerItem | None:
+        """The item the event names, or ``None`` after answering with the API's error."""
         item = self._find(event["item_id"])
         if item is None:
             await self.fail(
@@ -109,19 +109,19 @@ class ItemHandlers:
                 "item_id",
                 event.get("event_id"),
             )
+        return item
+
+    async def on_conversation_item_delete(self, event: dict[str, Any]) -> None:
+        """``conversation.item.delete`` -> ``conversation.item.deleted``."""
+        item = await self._existing(event)
+        if item is None:
             return
         self.record.items.remove(item)
         await self.send({"type": "conversation.item.deleted", "item_id": item.id})
 
     async def on_conversation_item_retrieve(self, event: dict[str, Any]) -> None:
         """``conversation.item.retrieve`` -> ``conversation.item.retrieved``."""
-        item = self._find(event["item_id"])
+        item = await self._existing(event)
         if item is None:
-            await self.fail(
-                f"Item {event['item_id']!r} not found.",
-                "invalid_value",
-                "item_id",
-                event.get("event_id"),
-            )
             return
         await self.send({"type": "conversation.item.retrieved", "item": message_item(item)})
