@@ -27,6 +27,7 @@ from callgate.peers.realtime_server import RealtimePeer
 from callgate.peers.twilio_caller import CallResult, place_call
 from callgate.server import app as server_app
 from callgate.server.app import create_app
+from callgate.telephony.twiml import dial_twiml
 from tests.bridge_harness import running_app
 from tests.conftest import to_pcm, voiced, white
 
@@ -582,3 +583,31 @@ def test_the_agents_echo_transcribed_as_the_caller_is_dropped() -> None:
     caller_turns = [t["text"] for t in record["turns"] if t["speaker"] == "caller"]
     assert caller_turns == ["turn 1", "turn 3"]
     assert [e["kind"] for e in record["events"]].count("echo") == 1
+
+
+def test_a_loop_can_transfer_the_caller_to_a_person() -> None:
+    transfers: list[tuple[str, str]] = []
+
+    async def transfer(call_sid: str, number: str) -> None:
+        transfers.append((call_sid, number))
+
+    async def scenario() -> tuple[CallResult, Any]:
+        async with RealtimePeer(PeerOptions()) as peer:
+            settings = bridge_settings(
+                peer.url, LOOP_ACTION="transfer", TRANSFER_NUMBER="+14155552671"
+            )
+            app = create_app(settings, transfer=transfer)
+            async with running_app(app) as base:
+                result = await place_call(ws_url(base), three_turns(23), tail_ms=800)
+                await asyncio.sleep(0.3)
+            return result, app.state.registry
+
+    result, registry = asyncio.run(scenario())
+    assert transfers == [(result.call_sid, "+14155552671")]
+    assert registry.finished[0].end_reason == "loop: transferred to +14155552671"
+
+
+def test_dial_twiml_connects_the_number() -> None:
+    twiml = dial_twiml("+14155552671", say="Connecting you to a colleague.")
+    assert "<Dial>+14155552671</Dial>" in twiml
+    assert twiml.index("<Say>") < twiml.index("<Dial>")

@@ -134,17 +134,36 @@ def twilio_apology(settings: Settings) -> Callable[[str], Awaitable[None]] | Non
     return apologize
 
 
+def twilio_transfer(settings: Settings) -> Callable[[str, str], Awaitable[None]] | None:
+    """Connect a live call to another number through Twilio's REST API (<Dial>)."""
+    token = settings.twilio_auth_token.get_secret_value()
+    if not (settings.twilio_account_sid and token):
+        return None
+    from callgate.telephony.call_control import TwilioCallControl  # noqa: PLC0415
+    from callgate.telephony.twiml import dial_twiml  # noqa: PLC0415
+
+    control = TwilioCallControl(settings.twilio_account_sid, token)
+
+    async def transfer(call_sid: str, number: str) -> None:
+        await asyncio.to_thread(control.say_and_hang_up, call_sid, dial_twiml(number))
+
+    return transfer
+
+
 def create_app(
     settings: Settings,
     open_link: LinkOpener | None = None,
     apologize: Callable[[str], Awaitable[None]] | None = None,
+    transfer: Callable[[str, str], Awaitable[None]] | None = None,
 ) -> FastAPI:
-    """Build the app for these settings; tests may pass their own opener and apology."""
+    """Build the app for these settings; tests may pass their own opener and Twilio actions."""
     registry = CallRegistry()
     if open_link is None:
         open_link = realtime_opener(settings)
     if apologize is None:
         apologize = twilio_apology(settings)
+    if transfer is None:
+        transfer = twilio_transfer(settings)
 
     async def close_calls() -> None:
         if registry.sessions:
@@ -262,7 +281,13 @@ def create_app(
         await websocket.accept()
         recorder = CallRecorder(state.repository, settings) if state.repository else None
         session = CallSession(
-            settings, websocket, link_for, metrics=metrics, apologize=apologize, recorder=recorder
+            settings,
+            websocket,
+            link_for,
+            metrics=metrics,
+            apologize=apologize,
+            recorder=recorder,
+            transfer=transfer,
         )
         registry.sessions.add(session)
         metrics.live_calls.inc()

@@ -128,11 +128,13 @@ class CallSession:
         metrics: BridgeMetrics | None = None,
         apologize: Callable[[str], Awaitable[None]] | None = None,
         recorder: CallRecorder | None = None,
+        transfer: Callable[[str, str], Awaitable[None]] | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = metrics or BridgeMetrics()
         self._apologize = apologize
         self.recorder = recorder
+        self._transfer = transfer
         self.loops = LoopDetector(
             LoopOptions(
                 similarity=settings.loop_similarity,
@@ -339,9 +341,21 @@ class CallSession:
         elif loop.action == "end":
             await self.end("loop: the agent kept repeating itself")
         elif loop.action == "transfer":
-            # Transferring needs Twilio's REST API (<Dial> TWILIO... to TRANSFER_NUMBER);
-            # until that is wired, end the stream and say why.
-            await self.end(f"loop: transfer to {self.settings.transfer_number or '(none)'}")
+            await self._transfer_call("loop")
+
+    async def _transfer_call(self, why: str) -> None:
+        """Hand the caller to a person at TRANSFER_NUMBER (Twilio <Dial>), then end our side."""
+        number = self.settings.transfer_number
+        if self._transfer is None or not number or self.stats.call_sid == "-":
+            await self.end(f"{why}: no transfer possible (TRANSFER_NUMBER or Twilio credentials)")
+            return
+        try:
+            await self._transfer(self.stats.call_sid, number)
+        except Exception as exc:
+            log.error("transfer to %s failed: %s", number, exc)
+            await self.end(f"{why}: transfer to {number} failed")
+            return
+        await self.end(f"{why}: transferred to {number}")
 
     def _heard_text(self, item_id: str, text: str) -> tuple[str, bool]:
         """The agent's words as the caller heard them: cut where a barge-in stopped them."""

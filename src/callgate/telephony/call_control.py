@@ -44,7 +44,8 @@ class TwilioCallControl:
         self._client = Client(account_sid, auth_token, http_client=http_client)
 
     def say_and_hang_up(self, call_sid: str, twiml: str) -> None:
-        """Replace the call's instructions with ``twiml`` (an apology, then ``<Hangup/>``).
+        """Replace the live call's instructions with ``twiml``: an apology then ``<Hangup/>``,
+        or a ``<Dial>`` that transfers the caller.
 
         Updating a live call's TwiML ends its media stream, and Twilio then speaks the text
         with its own TTS. It works when the model that would have spoken is gone. Blocking;

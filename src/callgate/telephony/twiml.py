@@ -77,3 +77,12 @@ def say_and_hangup_twiml(
     response.say(text, **options)
     response.hangup()
     return str(response.to_xml())
+
+
+def dial_twiml(number: str, *, say: str | None = None) -> str:
+    """Optionally say something, then connect the caller to ``number`` (a transfer)."""
+    response = VoiceResponse()
+    if say:
+        response.say(say)
+    response.dial(number)
+    return str(response.to_xml())
