@@ -131,6 +131,7 @@ async def _run_level(
             "OPENAI_WEBSOCKET_BASE_URL": peer_url,
             "OPENAI_BASE_URL": peer_url.replace("ws://", "http://"),
             "TWILIO_VALIDATE_SIGNATURES": "false",
+            "DATABASE_URL": f"sqlite+aiosqlite:///{log_file.with_suffix('.db').resolve()}",
         }
         server = subprocess.Popen(
             [str(ROOT / ".venv/bin/callgate"), "serve"],

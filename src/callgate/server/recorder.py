@@ -1,14 +1,18 @@
 """Writes a live call into the call store as it happens.
 
-The repository commits every write, so a crash mid-call keeps what was said. A store
-that fails must not take the call down with it. Each failure is logged with the call SID
-and counted, and the call goes on.
+The repository commits every write, so a crash mid-call keeps what was said. Writes go
+through a per-call queue with one writer task, in order. The audio path never waits on
+the database: under load a SQLite or PostgreSQL write can take tens of milliseconds, and
+that would delay the caller's frames. A store that fails must not take the call down with
+it. Each failure is logged with the call SID and counted, and the call goes on.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import Any
 
 from callgate.config import Settings
@@ -29,15 +33,27 @@ class CallRecorder:
         )
         self.call_sid: str | None = None
         self.failures = 0
+        self._queue: asyncio.Queue[tuple[str, Awaitable[Any]] | None] = asyncio.Queue()
+        self._writer: asyncio.Task[None] | None = None
 
-    async def _safely(self, what: str, write: Any) -> None:
+    async def _safely(self, what: str, write: Awaitable[Any]) -> None:
+        """Queue a write for the writer task; returns at once."""
         if self.call_sid is None:
+            with contextlib.suppress(Exception):
+                write.close()  # type: ignore[attr-defined]  # an un-awaited coroutine
             return
-        try:
-            await write
-        except Exception as exc:
-            self.failures += 1
-            log.error("call store: %s failed: %s", what, exc)
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_all())
+        self._queue.put_nowait((what, write))
+
+    async def _write_all(self) -> None:
+        while (job := await self._queue.get()) is not None:
+            what, write = job
+            try:
+                await write
+            except Exception as exc:
+                self.failures += 1
+                log.error("call store: %s failed: %s", what, exc)
 
     async def started(self, call_sid: str, stream_sid: str, parameters: Mapping[str, str]) -> None:
         """The stream started: create the call row (a reconnecting stream keeps the old one)."""
@@ -82,3 +98,11 @@ class CallRecorder:
             est_cost_saved_usd=withheld_s * self._usd_per_s,
         )
         await self._safely("finish", self._repo.finish_call(self.call_sid, end_reason, stats))
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Wait until every queued write is done (the end of the call)."""
+        if self._writer is not None:
+            self._queue.put_nowait(None)
+            await self._writer
+            self._writer = None
