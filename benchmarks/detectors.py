@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from callgate.audio.codec import pcm16_to_float
+from callgate.audio.decision import run_in_frames, sent_mask
 
 FRAME_SAMPLES = 160
 PREROLL_FRAMES = 10
@@ -63,17 +64,7 @@ class FrameGateDetector:
     def run(self, pcm16: Pcm16) -> BoolMask:
         """Feed 20 ms chunks; mark sent frames and the retroactive pre-roll."""
         frames = pcm16.size // FRAME_SAMPLES
-        sent = np.zeros(frames, dtype=bool)
-        gate = self.factory()
-        for k in range(frames):
-            for d in gate.process_pcm16(pcm16[k * FRAME_SAMPLES : (k + 1) * FRAME_SAMPLES]):
-                if d.index >= frames:
-                    continue
-                if d.sent:
-                    sent[d.index] = True
-                if d.preroll_frames > 0:
-                    sent[max(0, d.index - d.preroll_frames) : d.index] = True
-        return sent
+        return sent_mask(run_in_frames(self.factory(), pcm16[: frames * FRAME_SAMPLES]))
 
 
 @dataclass

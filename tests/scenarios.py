@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from callgate.audio import FrameDecision, GateOptions, SpeechGate
+from callgate.audio.decision import run_in_frames, sent_mask
 from callgate.synth.channel import telephone_channel
 from callgate.synth.scenes import NOISE_BEDS, active_level_dbfs, db_to_amp, rms_dbfs
 from callgate.synth.speech import speak
@@ -43,15 +44,8 @@ class Scene:
         self, options: GateOptions | None = None
     ) -> tuple[list[FrameDecision], npt.NDArray[np.bool_]]:
         """Run the gate in 20 ms chunks, as a live call; return decisions and the sent mask."""
-        gate = SpeechGate(options)
-        decisions: list[FrameDecision] = []
-        for start in range(0, self.pcm.size, FRAME):
-            decisions.extend(gate.process_pcm16(self.pcm[start : start + FRAME]))
-        sent = np.zeros(len(decisions), dtype=bool)
-        for d in decisions:
-            if d.sent:
-                sent[d.index - d.preroll_frames : d.index + 1] = True
-        return decisions, sent
+        decisions = run_in_frames(SpeechGate(options), self.pcm)
+        return decisions, sent_mask(decisions)
 
     def noise_only(self, margin_frames: int = 25) -> npt.NDArray[np.bool_]:
         """Frames at least ``margin_frames`` away from any speech."""

@@ -91,3 +91,24 @@ class FrameGate(Protocol):
     def reset(self) -> None:
         """Forget everything, as at the start of a new call."""
         ...
+
+
+def run_in_frames(gate: FrameGate, samples: npt.NDArray[np.int16]) -> list[FrameDecision]:
+    """Feed a whole recording one frame at a time, as a live call would; every decision."""
+    step = gate.frame_samples
+    decisions: list[FrameDecision] = []
+    for start in range(0, samples.size, step):
+        decisions.extend(gate.process_pcm16(samples[start : start + step]))
+    return decisions
+
+
+def sent_mask(decisions: list[FrameDecision]) -> npt.NDArray[np.bool_]:
+    """Per frame, whether it reached the model: sent live, or flushed as an onset's pre-roll.
+
+    ``decisions`` must be a call's decisions from its first frame, so position = index.
+    """
+    mask = np.zeros(len(decisions), dtype=np.bool_)
+    for d in decisions:
+        if d.sent:
+            mask[max(0, d.index - d.preroll_frames) : d.index + 1] = True
+    return mask

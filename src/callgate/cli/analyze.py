@@ -21,7 +21,13 @@ import numpy as np
 import numpy.typing as npt
 
 from callgate.audio.codec import SAMPLE_RATE_HZ, Pcm16
-from callgate.audio.decision import FrameDecision, FrameGate, GateState
+from callgate.audio.decision import (
+    FrameDecision,
+    FrameGate,
+    GateState,
+    run_in_frames,
+    sent_mask,
+)
 from callgate.config import Settings, VadKind
 
 GateKind = VadKind
@@ -115,26 +121,6 @@ class Analysis:
     summary: Summary
 
 
-def run_gate(gate: FrameGate, pcm: Pcm16) -> list[FrameDecision]:
-    """Feed ``pcm`` in frame-sized chunks, as a live call would, and collect every decision."""
-    step = gate.frame_samples
-    decisions: list[FrameDecision] = []
-    for start in range(0, len(pcm), step):
-        decisions.extend(gate.process_pcm16(pcm[start : start + step]))
-    return decisions
-
-
-def sent_mask(decisions: Sequence[FrameDecision]) -> Mask:
-    """Frames that reached the model: sent live, or flushed later as an onset's pre-roll."""
-    mask = np.zeros(len(decisions), dtype=np.bool_)
-    for position, decision in enumerate(decisions):
-        if decision.sent:
-            mask[position] = True
-        if decision.preroll_frames > 0:
-            mask[max(0, position - decision.preroll_frames) : position] = True
-    return mask
-
-
 def segments(mask: npt.ArrayLike, frame_ms: float) -> tuple[Segment, ...]:
     """Runs of true frames as (start, end) seconds; ``end`` is the end of the last frame."""
     flags = np.asarray(mask, dtype=np.int8)
@@ -180,7 +166,7 @@ def summarize(
 def analyze_pcm(name: str, pcm: Pcm16, settings: Settings, gate: FrameGate) -> Analysis:
     """Run a fresh ``gate`` over a whole call and summarise it."""
     gate.reset()
-    decisions = run_gate(gate, pcm)
+    decisions = run_in_frames(gate, pcm)
     mask = sent_mask(decisions)
     frame_ms = 1000.0 * gate.frame_samples / SAMPLE_RATE_HZ
     summary = summarize(name, decisions, mask, frame_ms, settings)
