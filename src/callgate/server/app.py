@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.websockets import WebSocketDisconnect
 
 from callgate.config import Settings
+from callgate.realtime.link import RealtimeLink, openai_client
 from callgate.server.call import CallSession, CallStats, ModelLink
 from callgate.server.logs import call_context
 from callgate.server.metrics import BridgeMetrics
@@ -38,6 +39,14 @@ from callgate.server.recorder import CallRecorder
 from callgate.storage.db import make_engine, make_sessionmaker, migrate
 from callgate.storage.outbox import OutboxWorker
 from callgate.storage.repository import CallRepository
+from callgate.telephony.call_control import TwilioCallControl
+from callgate.telephony.signature import expected_url, validate_webhook, validate_websocket
+from callgate.telephony.twiml import (
+    connect_stream_twiml,
+    dial_twiml,
+    media_stream_url,
+    say_and_hangup_twiml,
+)
 
 log = logging.getLogger("callgate.server")
 
@@ -49,8 +58,6 @@ PREWARM_TTL_S = 30.0
 
 def realtime_opener(settings: Settings) -> LinkOpener:
     """The production opener: the official SDK against OPENAI_* settings, one shared client."""
-    from callgate.realtime.link import RealtimeLink, openai_client  # noqa: PLC0415
-
     client = openai_client(settings)
 
     async def open_link(settings: Settings, call_sid: str) -> ModelLink:
@@ -117,15 +124,19 @@ class CallRegistry:
     """The most recent finished calls (their durable record is the store's job)."""
 
 
-def twilio_apology(settings: Settings) -> Callable[[str], Awaitable[None]] | None:
-    """Say APOLOGY_TEXT and hang up through Twilio's REST API, if credentials are set."""
+def _twilio_control(settings: Settings) -> TwilioCallControl | None:
+    """Twilio's REST client for live-call updates, if the credentials are set."""
     token = settings.twilio_auth_token.get_secret_value()
     if not (settings.twilio_account_sid and token):
         return None
-    from callgate.telephony.call_control import TwilioCallControl  # noqa: PLC0415
-    from callgate.telephony.twiml import say_and_hangup_twiml  # noqa: PLC0415
+    return TwilioCallControl(settings.twilio_account_sid, token)
 
-    control = TwilioCallControl(settings.twilio_account_sid, token)
+
+def twilio_apology(settings: Settings) -> Callable[[str], Awaitable[None]] | None:
+    """Say APOLOGY_TEXT and hang up through Twilio's REST API, if credentials are set."""
+    control = _twilio_control(settings)
+    if control is None:
+        return None
     twiml = say_and_hangup_twiml(settings.apology_text)
 
     async def apologize(call_sid: str) -> None:
@@ -136,13 +147,9 @@ def twilio_apology(settings: Settings) -> Callable[[str], Awaitable[None]] | Non
 
 def twilio_transfer(settings: Settings) -> Callable[[str, str], Awaitable[None]] | None:
     """Connect a live call to another number through Twilio's REST API (<Dial>)."""
-    token = settings.twilio_auth_token.get_secret_value()
-    if not (settings.twilio_account_sid and token):
+    control = _twilio_control(settings)
+    if control is None:
         return None
-    from callgate.telephony.call_control import TwilioCallControl  # noqa: PLC0415
-    from callgate.telephony.twiml import dial_twiml  # noqa: PLC0415
-
-    control = TwilioCallControl(settings.twilio_account_sid, token)
 
     async def transfer(call_sid: str, number: str) -> None:
         await asyncio.to_thread(control.say_and_hang_up, call_sid, dial_twiml(number))
@@ -257,8 +264,6 @@ def create_app(
 
     @app.post("/twilio/voice")
     async def voice(request: Request) -> Response:
-        from callgate.telephony.twiml import connect_stream_twiml, media_stream_url  # noqa: PLC0415
-
         form = {k: str(v) for k, v in (await request.form()).items()}
         if not _signed(settings, request, form):
             return JSONResponse({"error": "invalid Twilio signature"}, status_code=403)
@@ -323,8 +328,6 @@ class CallgateServer(uvicorn.Server):
 def _signed(settings: Settings, request: Request, form: dict[str, str]) -> bool:
     if not settings.twilio_validate_signatures:
         return True
-    from callgate.telephony.signature import expected_url, validate_webhook  # noqa: PLC0415
-
     url = expected_url(settings.public_url, request.url.path, request.url.query)
     signature = request.headers.get("X-Twilio-Signature", "")
     ok = validate_webhook(settings.twilio_auth_token.get_secret_value(), url, form, signature)
@@ -336,8 +339,6 @@ def _signed(settings: Settings, request: Request, form: dict[str, str]) -> bool:
 def _signed_websocket(settings: Settings, websocket: WebSocket) -> bool:
     if not settings.twilio_validate_signatures:
         return True
-    from callgate.telephony.signature import expected_url, validate_websocket  # noqa: PLC0415
-
     url = expected_url(settings.public_url, websocket.url.path, websocket.url.query, websocket=True)
     signature = websocket.headers.get("X-Twilio-Signature", "")
     return validate_websocket(settings.twilio_auth_token.get_secret_value(), url, signature)

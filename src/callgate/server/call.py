@@ -28,6 +28,7 @@ from callgate.audio.gate import SpeechGate
 from callgate.config import Settings
 from callgate.conversation.loops import LoopDetector, LoopOptions
 from callgate.conversation.transcripts import cut_text
+from callgate.realtime.link import LinkFailed, LinkReconnected
 from callgate.realtime.turns import (
     Action,
     AppendAudio,
@@ -375,8 +376,6 @@ class CallSession:
             log.error("could not play the apology: %s", exc)
 
     async def _model_loop(self, link: ModelLink) -> None:
-        from callgate.realtime.link import LinkFailed, LinkReconnected  # noqa: PLC0415
-
         async for event in link.events():
             if isinstance(event, LinkReconnected):
                 self.stats.model_reconnects += 1

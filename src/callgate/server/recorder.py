@@ -10,7 +10,6 @@ it. Each failure is logged with the call SID and counted, and the call goes on.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Mapping
 from typing import Any
@@ -37,11 +36,7 @@ class CallRecorder:
         self._writer: asyncio.Task[None] | None = None
 
     async def _safely(self, what: str, write: Awaitable[Any]) -> None:
-        """Queue a write for the writer task; returns at once."""
-        if self.call_sid is None:
-            with contextlib.suppress(Exception):
-                write.close()  # type: ignore[attr-defined]  # an un-awaited coroutine
-            return
+        """Queue a write for the writer task; returns at once. Callers check ``call_sid``."""
         if self._writer is None:
             self._writer = asyncio.create_task(self._write_all())
         self._queue.put_nowait((what, write))
