@@ -196,10 +196,6 @@ class SpeechGate:
         pcm = np.asarray(samples, dtype=np.int16).reshape(-1)
         return [self._process_frame(frame) for frame in self._reframer.push(pcm)]
 
-    def _confirm_candidate(self) -> bool:
-        """The neural second stage, asked once per candidate that passed every DSP rule."""
-        return self._confirmer is None or self._confirmer.confirm()
-
     def _thresholds(self) -> Thresholds:
         base = self.options.music if self._music.music else self.options.normal
         if self.start_boost_db == 0.0:
@@ -219,17 +215,15 @@ class SpeechGate:
         voicing = self._voicing.periodicity(self._history) if snr >= thresholds.stop_db else 0.0
         if self._confirmer is not None:
             self._confirmer.observe(frame)
-        if self._machine.state is SILENCE:
-            self._candidate_peak = level
-        else:
-            self._candidate_peak = max(self._candidate_peak, level)
         was_silent = self._machine.state is SILENCE
+        self._candidate_peak = level if was_silent else max(self._candidate_peak, level)
         step = self._machine.step(
             snr,
             thresholds.start_db,
             thresholds.stop_db,
             voicing,
-            self._confirm_candidate if self._confirmer is not None else None,
+            # The neural second stage, asked once per candidate that passed every DSP rule.
+            self._confirmer.confirm if self._confirmer is not None else None,
             distant=not self._talker.holds(level),
             near=self._talker.accepts(self._candidate_peak),
             # The agent's echo is voiced too: under the echo guard only the start threshold opens.
