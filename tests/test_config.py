@@ -20,7 +20,40 @@ def test_defaults_are_the_missions(monkeypatch: pytest.MonkeyPatch) -> None:
         12,
         8,
     )
-    assert s.use_realtime_api is True
+    assert s.use_realtime_api is None  # auto: the Realtime path exactly when a key is set
+    assert s.realtime_path is bool(s.openai_api_key.get_secret_value())
+
+
+def test_the_embedded_default_runs_without_a_key() -> None:
+    local = load_settings({"OPENAI_API_KEY": ""}, env_file=None)
+    assert (local.realtime_path, local.agent_kind, local.stt_kind, local.tts_kind) == (
+        False,
+        "local",
+        "local",
+        "piper",
+    )
+    cloud = load_settings({"OPENAI_API_KEY": "sk-x"}, env_file=None)
+    assert (cloud.realtime_path, cloud.agent_kind) == (True, "realtime")
+    fallback = load_settings({"OPENAI_API_KEY": "sk-x", "USE_REALTIME_API": "false"}, env_file=None)
+    assert (fallback.realtime_path, fallback.agent_kind, fallback.stt_kind) == (
+        False,
+        "agents_sdk",
+        "openai",
+    )
+
+
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        ({"USE_REALTIME_API": "true"}, "USE_REALTIME_API=true needs OPENAI_API_KEY"),
+        ({"AGENT_BACKEND": "realtime"}, "AGENT_BACKEND=realtime needs the Realtime path"),
+        ({"OPENAI_API_KEY": "k", "AGENT_BACKEND": "local"}, "AGENT_BACKEND=local runs only"),
+        ({"STT_BACKEND": "openai"}, "need OPENAI_API_KEY"),
+    ],
+)
+def test_inconsistent_backends_fail_at_start_up(overrides: dict[str, str], named: str) -> None:
+    with pytest.raises(ConfigError, match=named):
+        load_settings({"OPENAI_API_KEY": "", **overrides}, env_file=None)
 
 
 def test_environment_and_dotenv_are_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

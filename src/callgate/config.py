@@ -40,9 +40,11 @@ class Settings(BaseSettings):
         validate_default=True,
     )
 
-    use_realtime_api: bool = Field(
-        True,
-        description="Run calls on the OpenAI Realtime API; false selects the fallback pipeline.",
+    use_realtime_api: bool | None = Field(
+        None,
+        description="Run calls on the OpenAI Realtime API (true) or the fallback pipeline "
+        "(false). Unset: true when OPENAI_API_KEY is set, else the embedded default "
+        "(fallback pipeline on local speech models and the local form agent).",
     )
     audio_frame_size_ms: int = Field(
         20, ge=10, le=60, description="Analysis frame of the gate, in ms (10-60, a multiple of 10)."
@@ -216,6 +218,55 @@ class Settings(BaseSettings):
         SecretStr(""), description="Bearer token for GET /calls (empty: the API is off)."
     )
 
+    agent_backend: Literal["auto", "realtime", "agents_sdk", "local"] = Field(
+        "auto",
+        description="Who runs the conversation: 'realtime' (the speech model with function "
+        "tools), 'agents_sdk' (an OpenAI Agents SDK agent, fallback path), 'local' (the "
+        "rule-based form agent, no cloud). auto: realtime on the Realtime path, else "
+        "agents_sdk with OPENAI_API_KEY, else local.",
+    )
+    agent_model: str = Field("gpt-4.1-mini", description="Chat model of the Agents SDK backend.")
+    stt_backend: Literal["auto", "openai", "local"] = Field(
+        "auto",
+        description="Speech-to-text of the fallback path: 'openai' (TRANSCRIPTION_MODEL) or "
+        "'local' (faster-whisper tiny.en, English only). auto: openai with a key, else local.",
+    )
+    stt_workers: int = Field(
+        2, ge=1, le=64, description="Transcriptions that run at once (local STT threads)."
+    )
+    tts_backend: Literal["auto", "openai", "piper", "espeak"] = Field(
+        "auto",
+        description="Text-to-speech of the fallback path: 'openai' (TTS_MODEL, TTS_VOICE), "
+        "'piper' (bundled en_US voice), 'espeak' (espeak-ng, light, many languages). auto: "
+        "openai with a key, else piper.",
+    )
+    tts_model: str = Field("gpt-4o-mini-tts", description="OpenAI speech model (TTS).")
+    tts_voice: str = Field("coral", description="OpenAI TTS voice.")
+    piper_voice_path: str = Field(
+        "", description="Piper .onnx voice (its .onnx.json beside it); empty: the bundled voice."
+    )
+    fallback_vad: VadKind = Field(
+        "gate",
+        description="Utterance detection of the fallback path: 'gate' or 'legacy' (the "
+        "MIN_SPEECH_RMS energy VAD). Never used on the Realtime path.",
+    )
+    silence_timeout_ms: int = Field(
+        10000,
+        ge=0,
+        le=600000,
+        description="Caller silence (agent not speaking) before one 'are you still there' "
+        "prompt; the same again ends the call. 0: off.",
+    )
+    max_call_duration_s: int = Field(
+        900, ge=0, le=86400, description="Calls end after this long (0: no limit)."
+    )
+    hangup_grace_ms: int = Field(
+        3000,
+        ge=0,
+        le=60000,
+        description="Wait for the goodbye's marks at most its length plus this, then hang up.",
+    )
+
     realtime_audio_input_usd_per_mtok: float = Field(
         32.0,
         ge=0,
@@ -261,10 +312,67 @@ class Settings(BaseSettings):
                 f"({self.bandpass_high_hz})",
             ),
         ]
+        key = bool(self.openai_api_key.get_secret_value())
+        realtime = self.realtime_path
+        rules += [
+            (
+                not (self.use_realtime_api and not key),
+                "USE_REALTIME_API=true needs OPENAI_API_KEY (unset USE_REALTIME_API to run "
+                "the embedded default without a key)",
+            ),
+            (
+                not (realtime and self.agent_backend in ("agents_sdk", "local")),
+                f"AGENT_BACKEND={self.agent_backend} runs only on the fallback path "
+                "(USE_REALTIME_API=false); the Realtime path uses 'realtime'",
+            ),
+            (
+                not (not realtime and self.agent_backend == "realtime"),
+                "AGENT_BACKEND=realtime needs the Realtime path (USE_REALTIME_API and "
+                "OPENAI_API_KEY)",
+            ),
+            (
+                key
+                or (
+                    "openai" not in (self.stt_backend, self.tts_backend)
+                    and self.agent_backend != "agents_sdk"
+                ),
+                "STT_BACKEND/TTS_BACKEND=openai and AGENT_BACKEND=agents_sdk need OPENAI_API_KEY",
+            ),
+        ]
         broken = [message for ok, message in rules if not ok]
         if broken:
             raise ValueError("; ".join(broken))
         return self
+
+    @property
+    def realtime_path(self) -> bool:
+        """Calls run on the Realtime API (else on the fallback pipeline)."""
+        if self.use_realtime_api is None:
+            return bool(self.openai_api_key.get_secret_value())
+        return self.use_realtime_api
+
+    @property
+    def agent_kind(self) -> Literal["realtime", "agents_sdk", "local"]:
+        """The conversation backend after resolving ``auto``."""
+        if self.agent_backend != "auto":
+            return self.agent_backend
+        if self.realtime_path:
+            return "realtime"
+        return "agents_sdk" if self.openai_api_key.get_secret_value() else "local"
+
+    @property
+    def stt_kind(self) -> Literal["openai", "local"]:
+        """The fallback path's speech-to-text after resolving ``auto``."""
+        if self.stt_backend != "auto":
+            return self.stt_backend
+        return "openai" if self.openai_api_key.get_secret_value() else "local"
+
+    @property
+    def tts_kind(self) -> Literal["openai", "piper", "espeak"]:
+        """The fallback path's text-to-speech after resolving ``auto``."""
+        if self.tts_backend != "auto":
+            return self.tts_backend
+        return "openai" if self.openai_api_key.get_secret_value() else "piper"
 
     def gate_options(self) -> GateOptions:
         """The speech gate's options, from these settings."""
