@@ -5,6 +5,17 @@ names, GA order) and records everything in a :class:`ConnectionRecord`. The conv
 item handlers are in :mod:`.realtime_items`. Handlers are found
 by name from the client event type (``input_audio_buffer.append`` ->
 ``on_input_audio_buffer_append``).
+
+A response streams the responder's output items in order (``output_index`` 0, 1, ...):
+an audio message as ``response.output_item.added``, ``conversation.item.added``,
+``response.content_part.added``, ``response.output_audio(_transcript).delta``...,
+``*.done``, ``response.output_item.done``, ``conversation.item.done``; a function call
+as ``response.output_item.added`` (status ``in_progress``, empty arguments),
+``conversation.item.added``, ``response.function_call_arguments.delta``...,
+``response.function_call_arguments.done``, ``response.output_item.done``,
+``conversation.item.done``. ``response.done`` lists every item in ``response.output``.
+A cancel stops the item in progress (status ``incomplete``; a function call still gets
+its ``arguments.done``, as the API sends it) and starts no further item.
 """
 
 from __future__ import annotations
@@ -21,25 +32,30 @@ from typing import Any
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from callgate.peers.realtime_items import ItemHandlers, message_item
+from callgate.peers.realtime_items import ItemHandlers, function_call_item, message_item
 from callgate.peers.realtime_records import (
     AudioAppend,
+    CallFunction,
     ConnectionRecord,
     PeerItem,
     PeerOptions,
     ReceivedEvent,
+    Say,
     default_session,
     merge_session,
+    reply_outputs,
 )
 from callgate.peers.realtime_validation import (
     WireError,
     bytes_per_ms,
     check_server_event,
+    check_tools,
     error_event,
     format_of,
     frame_rms,
     new_id,
     parse_client_event,
+    tone,
 )
 
 __all__ = ["PeerConnection"]
@@ -47,6 +63,8 @@ __all__ = ["PeerConnection"]
 VAD_FRAME_MS = 20
 MIN_COMMIT_MS = 100
 """The API refuses to commit less than 100 ms of audio (``input_audio_buffer_commit_empty``)."""
+ARGUMENTS_DELTA_CHARS = 16
+"""Characters of function call arguments per ``response.function_call_arguments.delta``."""
 
 
 class PeerConnection(ItemHandlers):
@@ -86,6 +104,15 @@ class PeerConnection(ItemHandlers):
         """Answer a bad client event with ``error``; the session goes on, as in the API."""
         ref = event_id if isinstance(event_id, str) else None
         await self.send(error_event(WireError(message, code, param, ref)))
+
+    async def _tools_refused(self, update: dict[str, Any], prefix: str, event_id: object) -> bool:
+        """Answer bad ``tools`` / ``tool_choice`` in an update with ``error``; True if so."""
+        error = check_tools(
+            update.get("tools"), update.get("tool_choice"), self.session["tools"], prefix
+        )
+        if error is not None:
+            await self.fail(error.message, error.code, error.param, event_id)
+        return error is not None
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro)
@@ -144,6 +171,8 @@ class PeerConnection(ItemHandlers):
                 "session.model",
                 event.get("event_id"),
             )
+            return
+        if await self._tools_refused(update, "session", event.get("event_id")):
             return
         merge_session(self.session, update)
         await self.send({"type": "session.updated", "session": self.session})
@@ -293,6 +322,9 @@ class PeerConnection(ItemHandlers):
                 event.get("event_id"),
             )
             return
+        overrides = event.get("response") or {}
+        if await self._tools_refused(overrides, "response", event.get("event_id")):
+            return
         self.cancel.clear()
         self.response = asyncio.create_task(self._respond())
 
@@ -321,10 +353,8 @@ class PeerConnection(ItemHandlers):
             self.response = None
 
     async def _stream_response(self) -> None:
-        """GA order: response.created, output_item.added, conversation.item.added,
-        content_part.added, output_audio(.transcript).delta..., *.done, response.done."""
+        """``response.created``, each output item in order, ``response.done``."""
         rid = new_id("resp")
-        kind = self._format("output")
         voice = self.session["audio"]["output"].get("voice", "alloy")
         response: dict[str, Any] = {
             "id": rid,
@@ -337,23 +367,90 @@ class PeerConnection(ItemHandlers):
             },
         }
         await self.send({"type": "response.created", "response": dict(response)})
-        text, audio = self.options.responder(tuple(self.record.items))
-        previous = self.record.items[-1].id if self.record.items else None
-        item = PeerItem(new_id("item"), "assistant")
-        self.record.items.append(item)
-        where = {"response_id": rid, "item_id": item.id, "output_index": 0, "content_index": 0}
-        added = message_item(item, "in_progress", audio=True) | {"content": []}
+        outputs = reply_outputs(self.options.responder(tuple(self.record.items)))
+        done_items: list[dict[str, Any]] = []
+        for index, output in enumerate(outputs):
+            if index and self.cancel.is_set():
+                break  # a cancelled response starts no further item
+            if isinstance(output, CallFunction):
+                done_items.append(await self._stream_call(rid, index, output))
+            else:
+                done_items.append(await self._stream_speech(rid, index, output))
+        cancelled = self.cancel.is_set()
+        response.update(status="cancelled" if cancelled else "completed", output=done_items)
+        if cancelled:
+            response["status_details"] = {"type": "cancelled", "reason": self.cancel_reason}
+        await self.send({"type": "response.done", "response": response})
+
+    async def _added(self, rid: str, index: int, added: dict[str, Any]) -> str | None:
+        """Append the new item's ``PeerItem`` first; send ``output_item.added`` and
+        ``conversation.item.added``; return the previous item's id."""
+        items = self.record.items
+        previous = items[-2].id if len(items) > 1 else None
         await self.send(
-            {
-                "type": "response.output_item.added",
-                "response_id": rid,
-                "output_index": 0,
-                "item": added,
-            }
-        )
+            {"type": "response.output_item.added", "response_id": rid, "output_index": index,
+             "item": added}
+        )  # fmt: skip
         await self.send(
             {"type": "conversation.item.added", "item": added, "previous_item_id": previous}
         )
+        return previous
+
+    async def _done(
+        self, rid: str, index: int, done_item: dict[str, Any], previous: str | None
+    ) -> dict[str, Any]:
+        await self.send(
+            {"type": "response.output_item.done", "response_id": rid, "output_index": index,
+             "item": done_item}
+        )  # fmt: skip
+        await self.send(
+            {"type": "conversation.item.done", "item": done_item, "previous_item_id": previous}
+        )
+        return done_item
+
+    async def _stream_call(self, rid: str, index: int, call: CallFunction) -> dict[str, Any]:
+        """One ``function_call`` item: added, arguments deltas, arguments done, done."""
+        item = PeerItem(
+            new_id("item"), "function_call", type="function_call",
+            call_id=call.call_id or new_id("call"), name=call.name,
+        )  # fmt: skip
+        self.record.items.append(item)
+        previous = await self._added(rid, index, function_call_item(item, "in_progress"))
+        where = {"response_id": rid, "item_id": item.id, "output_index": index,
+                 "call_id": item.call_id}  # fmt: skip
+        arguments = call.arguments_json
+        for start in range(0, len(arguments), ARGUMENTS_DELTA_CHARS):
+            if self.cancel.is_set():
+                break
+            delta = arguments[start : start + ARGUMENTS_DELTA_CHARS]
+            item.arguments += delta
+            await self.send({"type": "response.function_call_arguments.delta", **where,
+                             "delta": delta})  # fmt: skip
+            if self.options.pace > 0:  # one delta per 20 ms at real time
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.cancel.wait(), self.options.pace * 0.02)
+            else:
+                await asyncio.sleep(0)  # let a cancel in between, as a streaming model would
+        status = "incomplete" if self.cancel.is_set() else "completed"
+        await self.send(
+            {"type": "response.function_call_arguments.done", **where, "name": item.name,
+             "arguments": item.arguments}
+        )  # fmt: skip
+        return await self._done(rid, index, function_call_item(item, status), previous)
+
+    async def _stream_speech(self, rid: str, index: int, say: Say) -> dict[str, Any]:
+        """One audio message: GA order output_item.added, conversation.item.added,
+        content_part.added, output_audio(.transcript).delta..., *.done."""
+        kind = self._format("output")
+        text = say.text
+        audio = say.audio
+        if audio is None:
+            audio = tone(min(3.0, max(0.3, 0.05 * len(text))), kind)
+        item = PeerItem(new_id("item"), "assistant")
+        self.record.items.append(item)
+        where = {"response_id": rid, "item_id": item.id, "output_index": index, "content_index": 0}
+        added = message_item(item, "in_progress", audio=True) | {"content": []}
+        previous = await self._added(rid, index, added)
         await self.send(
             {
                 "type": "response.content_part.added",
@@ -365,16 +462,16 @@ class PeerConnection(ItemHandlers):
         starts = list(range(0, len(audio), chunk))
         words = text.split(" ")
         per_chunk = max(1, -(-len(words) // max(1, len(starts))))
-        for index, start in enumerate(starts):
+        for n, start in enumerate(starts):
             if self.cancel.is_set():
                 break
             piece = audio[start : start + chunk]
             item.audio_ms += len(piece) // bytes_per_ms(kind)
             delta = base64.b64encode(piece).decode("ascii")
             await self.send({"type": "response.output_audio.delta", **where, "delta": delta})
-            said = words[index * per_chunk : (index + 1) * per_chunk]
+            said = words[n * per_chunk : (n + 1) * per_chunk]
             if said:
-                spoken = (" " if index else "") + " ".join(said)
+                spoken = (" " if n else "") + " ".join(said)
                 item.text += spoken
                 await self.send(
                     {"type": "response.output_audio_transcript.delta", **where, "delta": spoken}
@@ -383,8 +480,7 @@ class PeerConnection(ItemHandlers):
                 pause = self.options.pace * len(piece) / bytes_per_ms(kind) / 1000
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.cancel.wait(), pause)
-        cancelled = self.cancel.is_set()
-        status = "incomplete" if cancelled else "completed"
+        status = "incomplete" if self.cancel.is_set() else "completed"
         await self.send({"type": "response.output_audio.done", **where})
         await self.send(
             {"type": "response.output_audio_transcript.done", **where, "transcript": item.text}
@@ -396,19 +492,4 @@ class PeerConnection(ItemHandlers):
                 "part": {"type": "audio", "transcript": item.text},
             }
         )
-        done_item = message_item(item, status, audio=True)
-        await self.send(
-            {
-                "type": "response.output_item.done",
-                "response_id": rid,
-                "output_index": 0,
-                "item": done_item,
-            }
-        )
-        await self.send(
-            {"type": "conversation.item.done", "item": done_item, "previous_item_id": previous}
-        )
-        response.update(status="cancelled" if cancelled else "completed", output=[done_item])
-        if cancelled:
-            response["status_details"] = {"type": "cancelled", "reason": self.cancel_reason}
-        await self.send({"type": "response.done", "response": response})
+        return await self._done(rid, index, message_item(item, status, audio=True), previous)

@@ -9,6 +9,10 @@ header, as it would against OpenAI. Nothing leaves the machine.
         async with client.realtime.connect(model="gpt-realtime") as conn: ...
         peer.connections[0].audio  # every appended byte, in order
 
+A scripted model that calls function tools: ``PeerOptions(responder=scripted_responder(
+[[Say("One moment."), CallFunction("save_field", {"name": "phone", "value": "..."})]]))``
+(see :mod:`.realtime_records`).
+
 The protocol lives in :mod:`.realtime_protocol`, the records in :mod:`.realtime_records`,
 the wire checks in :mod:`.realtime_validation`. Test hooks: :meth:`RealtimePeer.drop_connections`
 (abort the TCP transports, as a network drop does) and :meth:`RealtimePeer.refuse_next`
@@ -30,28 +34,38 @@ from websockets.http11 import Request, Response
 from callgate.peers.realtime_protocol import PeerConnection
 from callgate.peers.realtime_records import (
     AudioAppend,
+    CallFunction,
     ConnectionRecord,
     PeerItem,
     PeerOptions,
+    PeerReply,
     ReceivedEvent,
     Responder,
+    Say,
+    ScriptedResponder,
     Transcriber,
     default_responder,
     default_transcriber,
+    scripted_responder,
 )
 from callgate.peers.realtime_validation import tone
 
 __all__ = [
     "AudioAppend",
+    "CallFunction",
     "ConnectionRecord",
     "PeerItem",
     "PeerOptions",
+    "PeerReply",
     "RealtimePeer",
     "ReceivedEvent",
     "Responder",
+    "Say",
+    "ScriptedResponder",
     "Transcriber",
     "default_responder",
     "default_transcriber",
+    "scripted_responder",
     "tone",
 ]
 

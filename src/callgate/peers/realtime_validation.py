@@ -5,13 +5,21 @@ models (``openai.types.realtime.RealtimeClientEvent`` members, picked by ``type`
 event it sends against the matching ``RealtimeServerEvent`` member. The SDK models allow
 extra keys, so :func:`unknown_fields` walks the parsed model to report keys the API would
 reject ("Unknown parameter"). Error texts follow the API's ``invalid_request_error`` shapes.
+
+The SDK's ``RealtimeFunctionTool`` makes every key optional, so :func:`check_tools` adds
+what the API requires of a function tool: ``type: "function"``, a name of
+``[A-Za-z0-9_-]{1,64}`` (unique in the list), and ``parameters`` that is a JSON Schema
+object of ``type: "object"``; and that a ``tool_choice`` naming a function names a
+declared one. MCP tools are refused: the local peer has no MCP client.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import re
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +42,7 @@ __all__ = [
     "WireError",
     "bytes_per_ms",
     "check_server_event",
+    "check_tools",
     "error_event",
     "format_of",
     "frame_rms",
@@ -181,6 +190,109 @@ def check_server_event(event: dict[str, Any]) -> None:
     extra = [key for key in extra if not key.startswith("session.")]
     if extra:
         raise AssertionError(f"peer bug: {event['type']} has undeclared keys {extra}")
+
+
+_TOOL_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def _tool_problem(tool: object, where: str, seen: set[str]) -> WireError | None:
+    if not isinstance(tool, dict):
+        return WireError(f"Invalid type for {where!r}: expected an object.", "invalid_type", where)
+    kind = tool.get("type")
+    if kind is None:
+        return WireError(
+            f"Missing required parameter: '{where}.type'.",
+            "missing_required_parameter",
+            f"{where}.type",
+        )
+    if kind != "function":
+        return WireError(
+            f"Invalid value: {kind!r}. This peer supports only tools of type 'function'.",
+            "invalid_value",
+            f"{where}.type",
+        )
+    name = tool.get("name")
+    if name is None:
+        return WireError(
+            f"Missing required parameter: '{where}.name'.",
+            "missing_required_parameter",
+            f"{where}.name",
+        )
+    if not isinstance(name, str) or not _TOOL_NAME.fullmatch(name):
+        return WireError(
+            f"Invalid '{where}.name': string does not match pattern. Expected a string "
+            "that matches the pattern '^[a-zA-Z0-9_-]{1,64}$'.",
+            "invalid_value",
+            f"{where}.name",
+        )
+    if name in seen:
+        return WireError(
+            f"Invalid 'tools': duplicate function name {name!r}.", "invalid_value", f"{where}.name"
+        )
+    seen.add(name)
+    if "parameters" not in tool:
+        return WireError(
+            f"Missing required parameter: '{where}.parameters'.",
+            "missing_required_parameter",
+            f"{where}.parameters",
+        )
+    schema = tool["parameters"]
+    got = schema.get("type") if isinstance(schema, dict) else type(schema).__name__
+    problem = ""
+    if not isinstance(schema, dict) or got != "object":
+        problem = f"schema must be a JSON Schema of 'type: \"object\"', got 'type: \"{got}\"'"
+    elif not isinstance(schema.get("properties", {}), dict):
+        problem = "'properties' must be an object"
+    elif not (
+        isinstance(schema.get("required", []), list)
+        and all(isinstance(r, str) for r in schema.get("required", []))
+    ):
+        problem = "'required' must be an array of strings"
+    if problem:
+        return WireError(
+            f"Invalid schema for function {name!r}: {problem}.",
+            "invalid_function_parameters",
+            f"{where}.parameters",
+        )
+    return None
+
+
+def check_tools(
+    tools: object, tool_choice: object, current: Sequence[object] = (), prefix: str = "session"
+) -> WireError | None:
+    """The API's error for bad ``tools`` / ``tool_choice`` of a session or response update,
+    or ``None``. ``tools`` is ``None`` when the update leaves them as they are; ``current``
+    is the session's tools then (for ``tool_choice``)."""
+    effective = current
+    if tools is not None:
+        if not isinstance(tools, list):
+            where = f"{prefix}.tools"
+            return WireError(
+                f"Invalid type for {where!r}: expected an array.", "invalid_type", where
+            )
+        seen: set[str] = set()
+        for index, tool in enumerate(tools):
+            error = _tool_problem(tool, f"{prefix}.tools[{index}]", seen)
+            if error is not None:
+                return error
+        effective = tools
+    if isinstance(tool_choice, dict) and tool_choice.get("type") == "function":
+        names = [t.get("name") for t in effective if isinstance(t, dict)]
+        if tool_choice.get("name") not in names:
+            return WireError(
+                f"Invalid value for '{prefix}.tool_choice': no function named "
+                f"{tool_choice.get('name')!r} in the tools.",
+                "invalid_value",
+                f"{prefix}.tool_choice.name",
+            )
+    elif isinstance(tool_choice, dict):
+        return WireError(
+            f"Invalid value: {tool_choice.get('type')!r}. This peer supports tool_choice "
+            "'auto', 'none', 'required' or a function.",
+            "invalid_value",
+            f"{prefix}.tool_choice.type",
+        )
+    return None
 
 
 def format_of(audio_format: object) -> str:

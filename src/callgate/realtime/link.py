@@ -2,8 +2,9 @@
 
 Call :meth:`RealtimeLink.open` once, then send with the ``append_audio`` / ``commit`` /
 ``create_response`` / ``cancel_response`` / ``truncate`` / ``clear_input`` /
-``add_text_item`` methods and consume :meth:`RealtimeLink.events`, which yields the SDK's
-typed server events (dispatch on ``event.type``) plus two markers of the link's own:
+``add_text_item`` / ``send_function_output`` methods and consume
+:meth:`RealtimeLink.events`, which yields the SDK's typed server events (dispatch on
+``event.type``) plus two markers of the link's own:
 :class:`LinkReconnected` and :class:`LinkFailed`. Call :meth:`RealtimeLink.close` at the end.
 
 Reconnection is callgate's own loop, not the SDK's ``on_reconnecting``: a new Realtime
@@ -15,7 +16,8 @@ configuration, and gives no hook after the new socket is up. Here, instead:
 * the drop is seen by the reader (``ConnectionClosed``); up to ``REALTIME_MAX_RECONNECTS``
   attempts follow with exponential backoff;
 * each attempt connects, sends ``session.update``, waits for ``session.updated``, then
-  replays the history as text items (``conversation.item.create``, original item ids);
+  replays the history (``conversation.item.create``, original item ids): messages as text
+  items, then function calls and their outputs as below;
 * then :class:`LinkReconnected` is yielded; when attempts run out, :class:`LinkFailed` is
   yielded and the iterator ends.
 
@@ -26,7 +28,33 @@ ask the caller to repeat).
 
 The history holds completed user transcripts
 (``conversation.item.input_audio_transcription.completed``), assistant transcripts
-(``response.output_audio_transcript.done``) and text items, in conversation order.
+(``response.output_audio_transcript.done``), text items, the model's function calls and
+the outputs sent for them, in conversation order.
+
+Function tools (the Realtime-native agent, see :mod:`callgate.realtime.session`):
+
+* **Which event runs a tool**: ``response.output_item.done`` whose ``item.type`` is
+  ``"function_call"`` *and* whose ``item.status`` is ``"completed"``
+  (:func:`function_call_request` does that check and returns call_id, name, arguments).
+  Not ``response.function_call_arguments.done``: the API reference says it is "also
+  emitted when a Response is interrupted, incomplete, or cancelled" and it carries no
+  status, so after a barge-in (``response.cancel``) it can hand over arguments the model
+  never finished; ``response.output_item.done`` has the same call_id/name/arguments in
+  its item plus the status that tells a finished call from a cut one.
+* Send the result at once with :meth:`RealtimeLink.send_function_output`. Adding it does
+  not make the model answer. Ask with ``response.create`` only after that response's
+  ``response.done`` (the response may still be streaming audio or more calls, and a
+  ``response.create`` during an active response is refused with
+  ``conversation_already_has_active_response``), once per response however many calls
+  it had, and not after an accepted ``end_call``.
+
+Replay of function items after a reconnect: a ``function_call`` is replayed (original
+item id, call_id, name, arguments) only if it completed; a ``function_call_output`` only
+if its ``function_call`` is replayed before it. So a replay never holds an output whose
+call is missing (the API refuses that) and never holds half-streamed arguments. An
+output sent during the outage is dropped on the wire but kept in the history, so the
+replay delivers it; an output sent after the reconnect finds its call already replayed.
+A completed call with no output yet is replayed as it is; its output may follow.
 """
 
 from __future__ import annotations
@@ -47,27 +75,34 @@ from openai.types.realtime import (
     ConversationItemInputAudioTranscriptionCompletedEvent,
     ConversationItemParam,
     InputAudioBufferAppendEventParam,
+    RealtimeConversationItemFunctionCall,
+    RealtimeConversationItemFunctionCallOutputParam,
     RealtimeErrorEvent,
     RealtimeServerEvent,
     ResponseAudioTranscriptDoneEvent,
+    ResponseOutputItemDoneEvent,
     SessionUpdatedEvent,
 )
 
 from callgate.config import Settings
+from callgate.conversation.form import Form
 from callgate.realtime.session import FunctionTool, build_session
 
 __all__ = [
+    "FunctionCallRequest",
     "HistoryEntry",
     "LinkEvent",
     "LinkFailed",
     "LinkReconnected",
     "RealtimeLink",
     "RealtimeLinkError",
+    "function_call_request",
 ]
 
 logger = logging.getLogger(__name__)
 
 Role = Literal["user", "assistant", "system"]
+ItemType = Literal["message", "function_call", "function_call_output"]
 PLACEHOLDER_API_KEY = "sk-local"
 """Used when ``OPENAI_API_KEY`` is empty: local peers accept any bearer token."""
 
@@ -98,11 +133,54 @@ LinkEvent = LinkReconnected | LinkFailed
 
 @dataclass
 class HistoryEntry:
-    """One conversation item the link can replay: its id, role and text."""
+    """One conversation item the link can replay.
+
+    ``text`` is a message's text, a function call's arguments (JSON) or a function call
+    output. Function calls have role ``assistant`` (the model made them), their outputs
+    role ``user`` (the client's side of the conversation).
+    """
 
     item_id: str
     role: Role
     text: str = ""
+    type: ItemType = "message"
+    call_id: str = ""
+    """``function_call`` / ``function_call_output`` only: the call they belong to."""
+    name: str = ""
+    """``function_call`` only: the function's name."""
+    status: str = ""
+    """``function_call`` only: ``""`` while streaming, then the item's final status."""
+
+
+@dataclass(frozen=True)
+class FunctionCallRequest:
+    """A finished function call of the model: run ``name(arguments)``, answer ``call_id``."""
+
+    call_id: str
+    name: str
+    arguments: str
+    """The arguments as the model wrote them: JSON text, not yet parsed or checked."""
+    item_id: str
+    response_id: str
+
+
+def function_call_request(event: object) -> FunctionCallRequest | None:
+    """The function call to run if ``event`` finishes one, else ``None``.
+
+    Only ``response.output_item.done`` with a ``function_call`` item of status
+    ``completed`` counts: a call cut by a cancelled or interrupted response (status
+    ``incomplete``) must not run.
+    """
+    if not isinstance(event, ResponseOutputItemDoneEvent):
+        return None
+    item = event.item
+    if not isinstance(item, RealtimeConversationItemFunctionCall):
+        return None
+    if item.status != "completed" or not item.call_id:
+        return None
+    return FunctionCallRequest(
+        item.call_id, item.name, item.arguments, item.id or "", event.response_id
+    )
 
 
 _local_ids = itertools.count(1)
@@ -128,6 +206,7 @@ class RealtimeLink:
         call_sid: str,
         tools: Sequence[FunctionTool] = (),
         instructions: str | None = None,
+        form: Form | None = None,
         session_timeout_s: float = 5.0,
         backoff_initial_s: float = 0.25,
         backoff_max_s: float = 4.0,
@@ -135,7 +214,7 @@ class RealtimeLink:
     ) -> None:
         self.settings = settings
         self.call_sid = call_sid
-        self.session = build_session(settings, tools, instructions=instructions)
+        self.session = build_session(settings, tools, instructions=instructions, form=form)
         self.session_timeout_s = session_timeout_s
         self.backoff_initial_s = backoff_initial_s
         self.backoff_max_s = backoff_max_s
@@ -162,8 +241,34 @@ class RealtimeLink:
 
     @property
     def history(self) -> tuple[HistoryEntry, ...]:
-        """The conversation so far, in order; entries without text are not replayed."""
+        """The conversation so far, in order (see :meth:`replay_items` for what a replay
+        re-creates)."""
         return tuple(self._history.values())
+
+    def replay_items(self) -> list[ConversationItemParam]:
+        """The items a reconnect re-creates, in order: messages with text, completed
+        function calls, and outputs of those calls (never an output whose call is absent)."""
+        items: list[ConversationItemParam] = []
+        calls: set[str] = set()
+        for entry in self._history.values():
+            if entry.type == "message":
+                if entry.text:
+                    items.append(_text_item(entry))
+            elif entry.type == "function_call":
+                if entry.status == "completed" and entry.call_id:
+                    calls.add(entry.call_id)
+                    items.append(
+                        {
+                            "id": entry.item_id,
+                            "type": "function_call",
+                            "call_id": entry.call_id,
+                            "name": entry.name,
+                            "arguments": entry.text,
+                        }
+                    )
+            elif entry.call_id in calls:
+                items.append(_output_item(entry))
+        return items
 
     async def open(self) -> None:
         """Connect, send ``session.update``, wait for ``session.updated``, start reading.
@@ -257,6 +362,26 @@ class RealtimeLink:
             "conversation.item.create", lambda c: c.conversation.item.create(item=_text_item(entry))
         )
 
+    async def send_function_output(self, call_id: str, output: str) -> None:
+        """``conversation.item.create`` with a ``function_call_output`` for ``call_id``.
+
+        It joins the history (so a replay after a reconnect delivers it, even if this send
+        was dropped during the outage). It does not ask the model to answer: send
+        :meth:`create_response` after the response that made the call is done.
+        """
+        entry = HistoryEntry(
+            f"item_cg{next(_local_ids):08d}",
+            "user",
+            output,
+            type="function_call_output",
+            call_id=call_id,
+        )
+        self._history[entry.item_id] = entry
+        await self._send(
+            "function_call_output",
+            lambda c: c.conversation.item.create(item=_output_item(entry)),
+        )
+
     def set_history_text(self, item_id: str, text: str) -> None:
         """Replace an item's text in the history, e.g. the assistant's cut transcript
         after barge-in, so a replay holds what the caller really heard."""
@@ -346,11 +471,12 @@ class RealtimeLink:
         return False
 
     async def _replay(self, conn: AsyncRealtimeConnection) -> int:
-        """Re-create the history as text items on a fresh session, original ids kept."""
-        entries = [entry for entry in self._history.values() if entry.text]
-        for entry in entries:
-            await conn.conversation.item.create(item=_text_item(entry))
-        return len(entries)
+        """Re-create the history on a fresh session (:meth:`replay_items`), original ids
+        kept."""
+        items = self.replay_items()
+        for item in items:
+            await conn.conversation.item.create(item=item)
+        return len(items)
 
     def _record(self, event: RealtimeServerEvent) -> None:
         """Keep the history: item order from ``conversation.item.added``, text from the
@@ -360,6 +486,16 @@ class RealtimeLink:
             role = getattr(item, "role", None)
             if item.type == "message" and role in ("user", "assistant") and item.id:
                 self._history.setdefault(item.id, HistoryEntry(item.id, role))
+            elif isinstance(item, RealtimeConversationItemFunctionCall) and item.id:
+                self._history.setdefault(item.id, _call_entry(item.id, item))
+        elif isinstance(event, ResponseOutputItemDoneEvent):
+            item = event.item
+            if isinstance(item, RealtimeConversationItemFunctionCall) and item.id:
+                entry = self._history.setdefault(item.id, _call_entry(item.id, item))
+                entry.call_id = item.call_id or entry.call_id
+                entry.name = item.name
+                entry.text = item.arguments
+                entry.status = item.status or "completed"
         elif isinstance(event, ConversationItemInputAudioTranscriptionCompletedEvent):
             entry = self._history.setdefault(event.item_id, HistoryEntry(event.item_id, "user"))
             entry.text = event.transcript
@@ -368,6 +504,21 @@ class RealtimeLink:
                 event.item_id, HistoryEntry(event.item_id, "assistant")
             )
             entry.text = event.transcript
+
+
+def _call_entry(item_id: str, item: RealtimeConversationItemFunctionCall) -> HistoryEntry:
+    return HistoryEntry(
+        item_id, "assistant", type="function_call", call_id=item.call_id or "", name=item.name
+    )
+
+
+def _output_item(entry: HistoryEntry) -> RealtimeConversationItemFunctionCallOutputParam:
+    return {
+        "id": entry.item_id,
+        "type": "function_call_output",
+        "call_id": entry.call_id,
+        "output": entry.text,
+    }
 
 
 def _text_item(entry: HistoryEntry) -> ConversationItemParam:

@@ -22,6 +22,17 @@ stream"):
 In both server modes ``interrupt_response`` is off by default: barge-in belongs to callgate,
 which knows what the caller heard (Twilio marks) and filters the agent's own echo.
 
+**The Realtime-native agent** (``realtime_path`` and ``agent_kind == "realtime"``, see
+:func:`realtime_native`): the speech model collects the lead itself. :func:`build_session`
+then declares the form's two function tools (``save_field``, ``end_call``, from
+:func:`callgate.conversation.tools.tool_schemas`) with ``tool_choice: "auto"`` and sets
+the instructions to :func:`~callgate.conversation.tools.form_instructions` of the form in
+``TRANSCRIPTION_LANGUAGE`` (else the form's first language), with ``AGENT_INSTRUCTIONS``
+as their first paragraph. The form is ``FORM_PATH`` or the built-in one, loaded once per
+path (:func:`session_form`). Any other backend gets the session as before: no tools,
+``AGENT_INSTRUCTIONS``. Nothing here sends a first ``response.create``; for the model to
+greet first, the call asks for a response once the link is open.
+
 ``noise_reduction`` is left out: the SDK's ``RealtimeAudioConfigInputParam`` types it as a
 non-optional object, so ``null`` cannot be written without a cast, and a new GA session
 starts with noise reduction off anyway (``session.created`` shows ``null``).
@@ -29,8 +40,10 @@ starts with noise reduction off anyway (``session.created`` shows ``null``).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from openai.types.realtime import (
@@ -45,12 +58,17 @@ from openai.types.realtime import (
 from openai.types.realtime.realtime_audio_input_turn_detection_param import SemanticVad, ServerVad
 
 from callgate.config import Settings
+from callgate.conversation.form import Form, load_form
+from callgate.conversation.tools import form_instructions, tool_schemas
 
 __all__ = [
     "SERVER_VAD_MARGIN_MS",
     "FunctionTool",
     "build_session",
+    "form_function_tools",
+    "realtime_native",
     "server_silence_ms",
+    "session_form",
     "session_update_event",
     "turn_detection_config",
 ]
@@ -91,6 +109,39 @@ class FunctionTool:
             "description": self.description,
             "parameters": dict(self.parameters),
         }
+
+
+def realtime_native(settings: Settings) -> bool:
+    """True when the Realtime model itself collects the lead with function tools."""
+    return settings.realtime_path and settings.agent_kind == "realtime"
+
+
+@functools.lru_cache(maxsize=8)
+def _form_at(path: str) -> Form:
+    return load_form(Path(path) if path else None)
+
+
+def session_form(settings: Settings) -> Form:
+    """The lead form of these settings: ``FORM_PATH``, or the built-in form when it is empty.
+
+    Loaded once per path and shared (a :class:`Form` is immutable), so building a session
+    per call does no file I/O. Raises :class:`~callgate.conversation.form.FormError` for an
+    unusable file. Pass the same form to :class:`~callgate.conversation.tools.FormTools`.
+    """
+    return _form_at(settings.form_path)
+
+
+def form_function_tools(form: Form) -> tuple[FunctionTool, ...]:
+    """The form's ``save_field`` and ``end_call`` tools as :class:`FunctionTool`s."""
+    return tuple(
+        FunctionTool(schema["name"], schema["description"], schema["parameters"])
+        for schema in tool_schemas(form)
+    )
+
+
+def _agent_instructions(settings: Settings, form: Form) -> str:
+    language = settings.transcription_language or form.languages[0]
+    return form_instructions(form, language, base=settings.agent_instructions)
 
 
 def server_silence_ms(settings: Settings) -> int:
@@ -154,12 +205,22 @@ def build_session(
     *,
     instructions: str | None = None,
     interrupt_response: bool = False,
+    form: Form | None = None,
 ) -> RealtimeSessionCreateRequestParam:
     """The GA ``session`` object for ``session.update``.
 
-    ``instructions`` overrides ``AGENT_INSTRUCTIONS`` (e.g. per-call context). Raises
-    ``ValueError`` when the turn settings cannot work (see :func:`server_silence_ms`).
+    With the Realtime-native backend (:func:`realtime_native`) and no ``tools`` given, the
+    tools are the form's and the default instructions are the form's (``form``, else
+    :func:`session_form`). ``instructions`` overrides the default instructions (e.g.
+    per-call context); ``tools`` overrides the default tools. Raises ``ValueError`` when
+    the turn settings cannot work (see :func:`server_silence_ms`), ``FormError`` when the
+    form file is unusable.
     """
+    default_instructions = settings.agent_instructions
+    if realtime_native(settings) and not tools:
+        form = form or session_form(settings)
+        tools = form_function_tools(form)
+        default_instructions = _agent_instructions(settings, form)
     audio_input: RealtimeAudioConfigInputParam = {
         "format": {"type": "audio/pcmu"},
         "transcription": _transcription(settings),
@@ -172,7 +233,7 @@ def build_session(
     session: RealtimeSessionCreateRequestParam = {
         "type": "realtime",
         "model": settings.openai_realtime_model,
-        "instructions": settings.agent_instructions if instructions is None else instructions,
+        "instructions": default_instructions if instructions is None else instructions,
         "output_modalities": ["audio"],
         "audio": audio,
         "tools": [tool.to_param() for tool in tools],
@@ -188,11 +249,16 @@ def session_update_event(
     *,
     instructions: str | None = None,
     interrupt_response: bool = False,
+    form: Form | None = None,
 ) -> SessionUpdateEventParam:
     """The whole ``session.update`` client event, for senders that want the envelope."""
     return {
         "type": "session.update",
         "session": build_session(
-            settings, tools, instructions=instructions, interrupt_response=interrupt_response
+            settings,
+            tools,
+            instructions=instructions,
+            interrupt_response=interrupt_response,
+            form=form,
         ),
     }
