@@ -43,6 +43,10 @@ def bridge_settings(peer_url: str, **overrides: str) -> Settings:
         "REALTIME_MAX_RECONNECTS": "2",
         "DATABASE_URL": f"sqlite+aiosqlite:///{tempfile.mkdtemp(prefix='callgate-')}/calls.db",
         "API_TOKEN": "test-token",
+        # These tests drive the bridge itself; the agent's greeting and the silence rule
+        # have their own tests (test_conversation_e2e.py).
+        "AGENT_GREETS_FIRST": "false",
+        "SILENCE_TIMEOUT_MS": "0",
         **overrides,
     }
     return load_settings(values, env_file=None)

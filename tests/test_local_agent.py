@@ -148,10 +148,12 @@ def test_goodbye_then_answer_completes_the_lead() -> None:
     assert agent.lead.as_dict()["phone"] == "+12125550123"
 
 
-def test_after_end_the_agent_stays_silent() -> None:
+def test_after_end_the_agent_says_goodbye_again() -> None:
+    """A caller who talked over the goodbye hears it again, and the call still ends."""
     agent = _agent(language="en")
     replies = _run(agent, ["my name is Ana Ruiz", "bye", "bye"])
     assert replies[-1].end_call == EndCall("caller_goodbye")
     late = asyncio.run(agent.on_caller_turn("hello?"))
-    assert late.say == ""
-    assert late.end_call is None
+    assert late.say == replies[-1].say
+    assert late.end_call == EndCall("caller_goodbye")
+    assert late.field_updates == {}

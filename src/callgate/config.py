@@ -225,6 +225,11 @@ class Settings(BaseSettings):
         "rule-based form agent, no cloud). auto: realtime on the Realtime path, else "
         "agents_sdk with OPENAI_API_KEY, else local.",
     )
+    agent_greets_first: bool = Field(
+        True,
+        description="The agent opens the call with the form's greeting (else it waits for "
+        "the caller to speak first).",
+    )
     agent_model: str = Field("gpt-4.1-mini", description="Chat model of the Agents SDK backend.")
     stt_backend: Literal["auto", "openai", "local"] = Field(
         "auto",

@@ -75,9 +75,27 @@ class FrameDecision:
 class FrameGate(Protocol):
     """What the call bridge, the CLI and the benchmark need from a gate (or the legacy VAD)."""
 
+    start_boost_db: float
+    """Extra dB the start threshold needs, e.g. while the agent's voice may echo back."""
+
     @property
     def frame_samples(self) -> int:
         """Samples per analysis frame at 8 kHz."""
+        ...
+
+    @property
+    def frames_seen(self) -> int:
+        """Frames decided since the start of the call."""
+        ...
+
+    @property
+    def frames_sent(self) -> int:
+        """Frames passed on (speech, hangover and pre-roll)."""
+        ...
+
+    @property
+    def frames_withheld(self) -> int:
+        """Frames never passed on."""
         ...
 
     def process_pcm16(self, samples: npt.ArrayLike) -> list[FrameDecision]:

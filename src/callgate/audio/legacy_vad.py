@@ -58,6 +58,16 @@ class LegacyEnergyVad:
         """Samples per analysis frame at 8 kHz."""
         return self._frame_samples
 
+    @property
+    def frames_seen(self) -> int:
+        """Frames decided since the start of the call."""
+        return self._frames
+
+    @property
+    def frames_withheld(self) -> int:
+        """Frames never passed on."""
+        return self._frames - self.frames_sent
+
     def reset(self) -> None:
         """Forget everything, as at the start of a new call."""
         self._reframer.reset()
@@ -65,6 +75,9 @@ class LegacyEnergyVad:
         self._speaking = False
         self._below = 0
         self._frames = 0
+        self.frames_sent = 0
+        self.start_boost_db = 0.0
+        """Extra dB over MIN_SPEECH_RMS needed to start (the call's echo guard)."""
 
     def process_ulaw(self, data: bytes) -> list[FrameDecision]:
         """Feed mu-law bytes; one decision per completed frame."""
@@ -79,7 +92,8 @@ class LegacyEnergyVad:
         index = self._frames
         self._frames += 1
         level = rms_to_dbfs(frame_rms(frame.astype(np.float64) / 32768.0))
-        loud = level >= self._threshold_dbfs
+        start = self._threshold_dbfs + (0.0 if self._speaking else self.start_boost_db)
+        loud = level >= start
         preroll: list[npt.NDArray[np.int16]] = []
         if loud:
             reason = "speech" if self._speaking else "onset"
@@ -94,6 +108,7 @@ class LegacyEnergyVad:
         else:
             reason = "below MIN_SPEECH_RMS"
         if self._speaking:
+            self.frames_sent += 1 + len(preroll)
             audio = np.concatenate([*preroll, frame]) if preroll else frame
         else:
             audio = _EMPTY

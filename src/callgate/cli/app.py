@@ -373,6 +373,26 @@ def call(
             help="Twilio auth token: send X-Twilio-Signature for servers that validate it.",
         ),
     ] = None,
+    turns: Annotated[
+        bool,
+        typer.Option(
+            "--turns",
+            help="Converse: speak each --say sentence once the agent has finished speaking "
+            "(--voice piper for the Piper voice), and hang up 15 s after the last one.",
+        ),
+    ] = False,
+    api_token: Annotated[
+        str | None,
+        typer.Option(
+            "--api-token",
+            metavar="TOKEN",
+            help="The server's API_TOKEN: show the live transcript and the stored lead.",
+        ),
+    ] = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option("--plot", help="With --turns: the gate's timeline of the caller (PNG)."),
+    ] = None,
 ) -> None:
     """Call a running callgate server as Twilio would and record the conversation.
 
@@ -386,6 +406,9 @@ def call(
     """
     if (wav is None) == (not say):
         _fail("give either --wav FILE or one or more --say TEXT")
+    if turns:
+        _converse(url, say or [], voice, noise, snr, out, plot, api_token, sign_with_token)
+        return
     try:
         caller: CallerAudio
         if wav is not None:
@@ -407,6 +430,46 @@ def call(
     except OSError as error:
         _fail(f"{out}: cannot write ({error.strerror or error})")
     print_call_summary(console, outcome, out)
+
+
+def _converse(  # noqa: PLR0917  (the command's own options, passed straight through)
+    url: str,
+    texts: list[str],
+    voice: str,
+    noise: str | None,
+    snr: float,
+    out: Path,
+    plot: Path | None,
+    api_token: str | None,
+    sign_token: str | None,
+) -> None:
+    """``callgate call --turns``: see :mod:`callgate.cli.conversation`."""
+    from callgate.cli.conversation import (  # noqa: PLC0415
+        print_lead,
+        run_conversation,
+        turn_taking_caller,
+    )
+
+    console = Console(highlight=False)
+    try:
+        caller = turn_taking_caller(texts, voice=voice, noise=noise, snr_db=snr)
+        convo = asyncio.run(
+            run_conversation(
+                url, caller, console=console, api_token=api_token, sign_token=sign_token
+            )
+        )
+    except CallError as error:
+        _fail(str(error))
+    try:
+        write_stereo(out, convo.stereo)
+        if plot is not None:
+            settings = _settings([])
+            gate = settings.build_gate("gate")
+            analysis = analyze_pcm(out.name, convo.caller_pcm, settings, gate)
+            render_timeline(convo.caller_pcm, analysis, settings, "gate", plot)
+    except OSError as error:
+        _fail(f"cannot write the call's files ({error.strerror or error})")
+    print_lead(console, convo, out, plot)
 
 
 @app.command()

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -77,6 +77,8 @@ class CallResult:
     clears_ms: list[float] = field(default_factory=list)
     marks_echoed: list[tuple[str, float]] = field(default_factory=list)
     received_ulaw_bytes: int = 0
+    caller_ulaw: bytearray = field(default_factory=bytearray)
+    """Every caller frame as sent (after any echo was mixed in), in order."""
     close_code: int | None = None
     close_reason: str = ""
 
@@ -166,6 +168,64 @@ class _Player:
         return played
 
 
+@dataclass
+class CallerTurns:
+    """A caller who takes turns: each utterance starts once the agent has finished speaking.
+
+    Used instead of a fixed recording when the far end is a conversation: utterance ``k``
+    starts when the agent has spoken since utterance ``k-1`` and its audio has been quiet
+    for ``gap_ms`` (or after ``first_wait_ms`` if the agent says nothing). ``bed`` (noise,
+    looped) runs under the whole call. After the last utterance the line stays open for
+    ``hold_ms``, for the agent's closing words and hang-up, then the caller hangs up.
+    """
+
+    utterances: Sequence[npt.NDArray[np.int16]]
+    bed: npt.NDArray[np.int16] | None = None
+    gap_ms: float = 700.0
+    first_wait_ms: float = 6000.0
+    hold_ms: float = 15000.0
+    started_ms: list[float] = field(default_factory=list)
+    """When each utterance started (call time), filled in as the call runs."""
+
+    def frames(self, player: _Player, now_ms: Callable[[], float]) -> Iterator[bytes]:
+        """One mu-law frame per step; the caller paces them in real time."""
+        bed_frames = _frames(self.bed) if self.bed is not None and self.bed.size else None
+        step = 0
+        quiet = np.zeros(FRAME_MS * 8, dtype=np.int16)
+        idle_since = 0.0
+        for utterance in [*self.utterances, None]:
+            heard_agent = player.end_ms > idle_since
+            while utterance is not None:
+                now = now_ms()
+                agent_quiet = now >= player.end_ms + self.gap_ms
+                heard_agent = heard_agent or player.end_ms > idle_since
+                if (heard_agent and agent_quiet) or (
+                    not heard_agent and now - idle_since >= self.first_wait_ms
+                ):
+                    break
+                yield self._mix(quiet, bed_frames, step)
+                step += 1
+            if utterance is None:
+                break
+            self.started_ms.append(now_ms())
+            for start in range(0, utterance.size, FRAME_MS * 8):
+                chunk = utterance[start : start + FRAME_MS * 8]
+                chunk = np.pad(chunk, (0, FRAME_MS * 8 - chunk.size))
+                yield self._mix(chunk, bed_frames, step)
+                step += 1
+            idle_since = now_ms()
+        for _ in range(int(self.hold_ms // FRAME_MS)):
+            yield self._mix(quiet, bed_frames, step)
+            step += 1
+
+    @staticmethod
+    def _mix(pcm: npt.NDArray[np.int16], bed: list[bytes] | None, step: int) -> bytes:
+        if bed is None:
+            return pcm16_to_ulaw(pcm)
+        noise = ulaw_to_pcm16(bed[step % len(bed)]).astype(np.int32)
+        return pcm16_to_ulaw(np.clip(pcm.astype(np.int32) + noise, -32768, 32767))
+
+
 def _sid(prefix: str) -> str:
     return prefix + secrets.token_hex(16)
 
@@ -212,7 +272,9 @@ class _Call:
         async with self.send_lock:
             await self.ws.send(build(self.next_seq()))
 
-    async def send_audio(self, frames: list[bytes], tail_frames: int, realtime: bool) -> None:
+    async def send_audio(
+        self, frames: list[bytes] | CallerTurns, tail_frames: int, realtime: bool
+    ) -> None:
         sid, call = self.result.stream_sid, self.result.call_sid
         account = "AC" + "0" * 32
         await self.ws.send(Connected().serialize())
@@ -225,7 +287,11 @@ class _Call:
                 custom_parameters=self.params,
             ).serialize()
         )
-        all_frames = frames + [ULAW_SILENCE * FRAME_BYTES] * tail_frames
+        all_frames: Sequence[bytes] | Iterator[bytes]
+        if isinstance(frames, CallerTurns):
+            all_frames, frames, realtime = frames.frames(self.player, self.now_ms), [], True
+        else:
+            all_frames = frames + [ULAW_SILENCE * FRAME_BYTES] * tail_frames
         start = tail_start = self.loop.time()
         for i, caller_payload in enumerate(all_frames):
             payload = caller_payload
@@ -258,6 +324,7 @@ class _Call:
 
             await self.send(media)
             self.result.frames_sent += 1
+            self.result.caller_ulaw += payload
         await self.send(
             lambda n: Stop(
                 sequence_number=n, stream_sid=sid, account_sid=account, call_sid=call
@@ -317,7 +384,7 @@ class _Call:
 
 async def place_call(
     url: str,
-    pcm16_8k: npt.NDArray[np.int16],
+    pcm16_8k: npt.NDArray[np.int16] | CallerTurns,
     *,
     headers: Mapping[str, str] | None = None,
     custom_parameters: Mapping[str, str] | None = None,
@@ -329,6 +396,9 @@ async def place_call(
 ) -> CallResult:
     """Dial ``url`` as Twilio would and stream ``pcm16_8k`` (int16, 8 kHz mono) as the caller.
 
+    ``pcm16_8k`` may instead be a :class:`CallerTurns`: a caller who answers the agent turn
+    by turn, paced in real time.
+
     ``realtime=False`` sends the caller's frames as fast as possible (still in order); the
     ``tail_ms`` of silence after them is always paced in real time so the server can answer.
     ``headers`` go on the upgrade request (e.g. X-Twilio-Signature). ``on_message`` sees
@@ -339,7 +409,7 @@ async def place_call(
     raised). Connection failures (refused, bad handshake) do raise.
     """
     result = CallResult(call_sid=call_sid or _sid("CA"), stream_sid=_sid("MZ"))
-    frames = _frames(pcm16_8k)
+    frames = pcm16_8k if isinstance(pcm16_8k, CallerTurns) else _frames(pcm16_8k)
     async with websockets.connect(url, additional_headers=dict(headers or {})) as ws:
         call = _Call(ws, result, custom_parameters or {}, on_message)
         if echo_db is not None:

@@ -168,6 +168,12 @@ class TurnController:
         return p is not None and p.queued_ms > p.heard_ms
 
     @property
+    def unheard_ms(self) -> int:
+        """Agent audio queued at Twilio and not yet confirmed played by a mark."""
+        p = self._playback
+        return 0 if p is None else p.queued_ms - p.heard_ms
+
+    @property
     def response_active(self) -> bool:
         """A response was requested or is being generated and has not finished."""
         return self._response_active

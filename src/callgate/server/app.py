@@ -31,11 +31,21 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.websockets import WebSocketDisconnect
 
 from callgate.config import Settings
-from callgate.realtime.link import RealtimeLink, openai_client
+from callgate.server.backends import (
+    LinkOpener,
+    call_form,
+    call_gate,
+    call_tools,
+    describe,
+    pipeline_opener,
+    realtime_opener,
+    speech_engines,
+)
 from callgate.server.call import CallSession, CallStats, ModelLink
 from callgate.server.logs import call_context
 from callgate.server.metrics import BridgeMetrics
 from callgate.server.recorder import CallRecorder
+from callgate.speech import warm_up
 from callgate.storage.db import make_engine, make_sessionmaker, migrate
 from callgate.storage.outbox import OutboxWorker
 from callgate.storage.repository import CallRepository
@@ -50,22 +60,8 @@ from callgate.telephony.twiml import (
 
 log = logging.getLogger("callgate.server")
 
-LinkOpener = Callable[[Settings, str], Awaitable[ModelLink]]
-
 PREWARM_TTL_S = 30.0
 """How long a model connection opened by the voice webhook waits for its media stream."""
-
-
-def realtime_opener(settings: Settings) -> LinkOpener:
-    """The production opener: the official SDK against OPENAI_* settings, one shared client."""
-    client = openai_client(settings)
-
-    async def open_link(settings: Settings, call_sid: str) -> ModelLink:
-        link = RealtimeLink(settings, call_sid=call_sid, client=client)
-        await link.open()
-        return link
-
-    return open_link
 
 
 @dataclass
@@ -145,6 +141,18 @@ def twilio_apology(settings: Settings) -> Callable[[str], Awaitable[None]] | Non
     return apologize
 
 
+def twilio_hang_up(settings: Settings) -> Callable[[str], Awaitable[None]] | None:
+    """Hang up a live call through Twilio's REST API (status=completed)."""
+    control = _twilio_control(settings)
+    if control is None:
+        return None
+
+    async def hang_up(call_sid: str) -> None:
+        await asyncio.to_thread(control.hang_up, call_sid)
+
+    return hang_up
+
+
 def twilio_transfer(settings: Settings) -> Callable[[str, str], Awaitable[None]] | None:
     """Connect a live call to another number through Twilio's REST API (<Dial>)."""
     control = _twilio_control(settings)
@@ -162,11 +170,25 @@ def create_app(
     open_link: LinkOpener | None = None,
     apologize: Callable[[str], Awaitable[None]] | None = None,
     transfer: Callable[[str, str], Awaitable[None]] | None = None,
+    hang_up: Callable[[str], Awaitable[None]] | None = None,
 ) -> FastAPI:
-    """Build the app for these settings; tests may pass their own opener and Twilio actions."""
+    """Build the app for these settings; tests may pass their own opener and Twilio actions.
+
+    Raises :class:`~callgate.config.ConfigError` for settings the backends cannot serve
+    (a bad form file, a language the local speech-to-text cannot do).
+    """
     registry = CallRegistry()
+    lead_form = call_form(settings)
+    engines = None
     if open_link is None:
-        open_link = realtime_opener(settings)
+        if settings.realtime_path:
+            open_link = realtime_opener(settings)
+        else:
+            engines = speech_engines(settings)
+            open_link = pipeline_opener(settings, lead_form, engines)
+    log.info("%s", describe(settings))
+    if hang_up is None:
+        hang_up = twilio_hang_up(settings)
     if apologize is None:
         apologize = twilio_apology(settings)
     if transfer is None:
@@ -187,6 +209,9 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await state.open(settings)
+        if engines is not None:
+            # Load the speech models now, so the first caller does not wait for them.
+            await asyncio.to_thread(warm_up, engines.stt, engines.tts)
         try:
             yield
         finally:
@@ -268,7 +293,7 @@ def create_app(
         if not _signed(settings, request, form):
             return JSONResponse({"error": "invalid Twilio signature"}, status_code=403)
         call_sid = form.get("CallSid", "")
-        if call_sid and call_sid not in registry.prewarmed:
+        if settings.realtime_path and call_sid and call_sid not in registry.prewarmed:
             registry.prewarmed[call_sid] = asyncio.create_task(_open(call_sid))
             asyncio.get_running_loop().call_later(
                 PREWARM_TTL_S, lambda: asyncio.ensure_future(_expire(call_sid))
@@ -293,6 +318,10 @@ def create_app(
             apologize=apologize,
             recorder=recorder,
             transfer=transfer,
+            hang_up=hang_up,
+            tools=call_tools(settings, lead_form),
+            gate=call_gate(settings),
+            greet=settings.realtime_path and settings.agent_greets_first,
         )
         registry.sessions.add(session)
         metrics.live_calls.inc()

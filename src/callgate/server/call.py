@@ -1,7 +1,8 @@
 """One live call: Twilio media in, through the gate, to the Realtime model, and back.
 
 This is the asyncio edge around the sans-I/O cores. :class:`TwilioStream` parses Twilio's
-messages, :class:`SpeechGate` decides what is speech, and :class:`TurnController` turns
+messages, the gate (:class:`SpeechGate`, or the legacy VAD on the fallback path) decides
+what is speech, and :class:`TurnController` turns
 decisions and model events into actions. Only this file waits on sockets. Two loops run
 per call:
 
@@ -24,11 +25,20 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol
 
-from callgate.audio.gate import SpeechGate
+from callgate.audio.decision import SILENCE, FrameGate
 from callgate.config import Settings
+from callgate.conversation.agents.base import EndCall
+from callgate.conversation.hangup import HangUp, HangupOptions, HangupPolicy, PromptSilence
 from callgate.conversation.loops import LoopDetector, LoopOptions
+from callgate.conversation.tools import FormTools
 from callgate.conversation.transcripts import cut_text
-from callgate.realtime.link import LinkFailed, LinkReconnected
+from callgate.fallback.pipeline import AgentTurn
+from callgate.realtime.link import (
+    FunctionCallRequest,
+    LinkFailed,
+    LinkReconnected,
+    function_call_request,
+)
 from callgate.realtime.turns import (
     Action,
     AppendAudio,
@@ -64,6 +74,17 @@ class ModelLink(Protocol):
     async def close(self) -> None: ...
 
 
+class ToolLink(ModelLink, Protocol):
+    """A model that calls the form's tools (the Realtime-native agent)."""
+
+    async def send_function_output(self, call_id: str, output: str) -> None: ...
+
+
+SILENCE_INSTRUCTION = (
+    "The caller has been silent for a while. Briefly ask whether they are still on the line."
+)
+
+
 class TwilioSocket(Protocol):
     """The Twilio side of the call: a WebSocket that sends and receives text."""
 
@@ -91,7 +112,11 @@ class CallStats:
     apologized: bool = False
     loops: int = 0
     end_reason: str = ""
+    hung_up: bool = False
+    """callgate hung the call up through Twilio's REST API (smart hang-up)."""
     transcript: list[tuple[str, str]] = field(default_factory=list)
+    fields: dict[str, str] = field(default_factory=dict)
+    """Lead fields collected, normalized."""
 
 
 def _reason_label(reason: str) -> str:
@@ -105,6 +130,16 @@ def _reason_label(reason: str) -> str:
         if reason.startswith(known):
             return known
     return "other"
+
+
+def hangup_options(settings: Settings) -> HangupOptions:
+    """The ending rules' limits from the settings."""
+    return HangupOptions(
+        silence_timeout_ms=settings.silence_timeout_ms,
+        max_duration_ms=settings.max_call_duration_s * 1000,
+        grace_ms=settings.hangup_grace_ms,
+        frame_ms=settings.audio_frame_size_ms,
+    )
 
 
 def turn_options(settings: Settings) -> TurnOptions:
@@ -130,12 +165,23 @@ class CallSession:
         apologize: Callable[[str], Awaitable[None]] | None = None,
         recorder: CallRecorder | None = None,
         transfer: Callable[[str, str], Awaitable[None]] | None = None,
+        hang_up: Callable[[str], Awaitable[None]] | None = None,
+        tools: FormTools | None = None,
+        gate: FrameGate | None = None,
+        greet: bool = False,
     ) -> None:
         self.settings = settings
         self.metrics = metrics or BridgeMetrics()
         self._apologize = apologize
         self.recorder = recorder
         self._transfer = transfer
+        self._hang_up_call = hang_up
+        self.tools = tools
+        """The form's tools, when the model fills the lead by function calls."""
+        self._greet = greet
+        self._tool_calls_pending = False
+        self._ending = False
+        self.hangup = HangupPolicy(hangup_options(settings))
         self.loops = LoopDetector(
             LoopOptions(
                 similarity=settings.loop_similarity,
@@ -147,7 +193,7 @@ class CallSession:
         self.socket = socket
         self._open_link = open_link
         self.stream = ms.TwilioStream(max_message_bytes=settings.max_media_message_bytes)
-        self.gate = SpeechGate(settings.gate_options())
+        self.gate: FrameGate = gate or settings.build_gate("gate")
         self.turns = TurnController(turn_options(settings))
         self.stats = CallStats()
         self._send_lock = asyncio.Lock()
@@ -257,6 +303,10 @@ class CallSession:
             await self.end(f"model connection failed at start: {exc}", code=1011)
             return
         self._model_task = asyncio.create_task(self._model_loop(self._link))
+        if self._greet:
+            # The agent speaks first: the instructions open with the form's greeting.
+            self.turns.on_response_created()
+            await self._link.create_response()
 
     def _arrival(self, received_at: float, timestamp_ms: int) -> float:
         """When this frame reached us if we had been waiting for it.
@@ -277,15 +327,95 @@ class CallSession:
             barge_ins = len(self.turns.barge_ins)
             actions = self.turns.on_frame(decision)
             await self._execute(actions)
-            if len(self.turns.barge_ins) > barge_ins and self.recorder is not None:
+            if len(self.turns.barge_ins) > barge_ins:
+                self.hangup.on_barge_in()
                 cut = self.turns.barge_ins[-1]
-                await self.recorder.event(
-                    "barge_in",
-                    decision.t_ms,
-                    {"item_id": cut.item_id, "heard_ms": cut.heard_ms, "cancelled": cut.cancelled},
-                )
+                if self.recorder is not None:
+                    detail = {
+                        "item_id": cut.item_id,
+                        "heard_ms": cut.heard_ms,
+                        "cancelled": cut.cancelled,
+                    }
+                    await self.recorder.event("barge_in", decision.t_ms, detail)
             if decision.audio.size and self._link is not None:
                 self.metrics.frame_to_append.observe(time.perf_counter() - received_at)
+            if self._link is not None:
+                await self._check_ending(decision.t_ms, decision.state is not SILENCE)
+            if self.ended.is_set():
+                return
+
+    async def _check_ending(self, t_ms: int, caller_speaking: bool) -> None:
+        """Smart hang-up, silence and duration (see :mod:`callgate.conversation.hangup`)."""
+        t = self.turns
+        for action in self.hangup.on_frame(
+            t_ms,
+            caller_speaking=caller_speaking,
+            agent_busy=t.response_active or t.agent_audible,
+            unheard_ms=t.unheard_ms,
+        ):
+            if isinstance(action, PromptSilence):
+                await self._prompt_silence()
+            elif isinstance(action, HangUp):
+                await self.hang_up(action.reason)
+
+    async def _prompt_silence(self) -> None:
+        link = self._link
+        if link is None:
+            return
+        log.info("the caller is silent: asking whether they are still there")
+        if self.recorder is not None:
+            await self.recorder.event("silence_prompt", self._now_ms(), {})
+        self.turns.on_response_created()
+        prompt = getattr(link, "prompt_silence", None)
+        if prompt is not None:
+            await prompt()
+        else:
+            await link.add_text_item("system", SILENCE_INSTRUCTION)
+            await link.create_response()
+
+    async def hang_up(self, reason: str) -> None:
+        """End the call from our side: Twilio hangs up the phone line, then the stream ends."""
+        if self._ending:
+            return
+        self._ending = True
+        self.stats.end_reason = self.stats.end_reason or reason
+        log.info("hanging up: %s", reason)
+        if self._hang_up_call is not None and self.stats.call_sid != "-":
+            try:
+                await self._hang_up_call(self.stats.call_sid)
+                self.stats.hung_up = True
+            except Exception as exc:
+                log.error("Twilio hang-up failed (%s); closing the media stream", exc)
+        await self.end(reason)
+
+    async def _apply_agent(
+        self, field_updates: dict[str, str], end_call: EndCall | None, source: str
+    ) -> None:
+        """Lead fields learned and end requests, whichever backend produced them."""
+        for name, value in field_updates.items():
+            self.stats.fields[name] = value
+            log.info("field %s = %r (%s)", name, value, source)
+            if self.recorder is not None:
+                await self.recorder.field(name, value)
+        if end_call is not None:
+            log.info("the agent asked to end the call: %s", end_call.reason)
+            self.hangup.request_end(end_call.reason)
+
+    async def _on_function_call(self, link: ModelLink, item: FunctionCallRequest) -> None:
+        """Run one of the form's tools for the model and hand it the result."""
+        if self.tools is None:
+            log.warning("the model called %r but no tools are configured", item.name)
+            return
+        outcome = self.tools.call(item.name, item.arguments or "{}")
+        if not outcome.ok:
+            log.info("tool %s refused: %s", item.name, outcome.output)
+        await self._apply_agent(outcome.field_updates, outcome.end_call, f"tool {item.name}")
+        send = getattr(link, "send_function_output", None)
+        if send is not None:
+            await send(item.call_id, outcome.output)
+        # The model answers the tool's result in a new response, after this one is done;
+        # once the call is ending there is nothing more to say.
+        self._tool_calls_pending = True
 
     async def _execute(self, actions: list[Action]) -> None:
         link = self._link
@@ -326,6 +456,8 @@ class CallSession:
 
     async def _on_agent_text(self, link: ModelLink, item_id: str, transcript: str) -> None:
         text, interrupted = self._heard_text(item_id, transcript)
+        if interrupted and (set_text := getattr(link, "set_history_text", None)) is not None:
+            set_text(item_id, text)  # a replay after a reconnect holds what was heard
         self.stats.transcript.append(("agent", text))
         log.info("agent: %s%s", text, " (interrupted)" if interrupted else "")
         if self.recorder is not None:
@@ -391,6 +523,9 @@ class CallSession:
                 await self._say_sorry()
                 await self.end(f"model connection lost: {event.reason}", code=1011)
                 return
+            if isinstance(event, AgentTurn):
+                await self._apply_agent(event.field_updates, event.end_call, "agent")
+                continue
             kind = getattr(event, "type", "")
             if kind == "response.created":
                 self.turns.on_response_created()
@@ -401,6 +536,16 @@ class CallSession:
                 )
             elif kind == "response.done":
                 self.turns.on_response_done()
+                if (
+                    self._tool_calls_pending
+                    and not self._ending
+                    and self.hangup.pending_reason is None
+                ):
+                    self._tool_calls_pending = False
+                    self.turns.on_response_created()
+                    await link.create_response()
+            elif (request := function_call_request(event)) is not None:
+                await self._on_function_call(link, request)
             elif kind == "conversation.item.input_audio_transcription.completed":
                 await self._on_caller_text(event.transcript)
             elif kind == "response.output_audio_transcript.done":

@@ -71,6 +71,12 @@ class CallRecorder:
             "turn", self._repo.add_turn(self.call_sid, speaker, text, interrupted=interrupted)
         )
 
+    async def field(self, name: str, value: str) -> None:
+        """A lead field collected (normalized); a later value for the same field wins."""
+        if self.call_sid is None:
+            return
+        await self._safely("field", self._repo.set_field(self.call_sid, name, value))
+
     async def event(self, kind: str, at_ms: int, detail: Mapping[str, Any]) -> None:
         """A barge-in, reconnect, loop, error, ... with what a reader needs to know."""
         if self.call_sid is None:

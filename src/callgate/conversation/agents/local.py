@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 
 import phonenumbers
@@ -95,7 +96,7 @@ class LocalFormAgent:
         self._asked_optional: set[str] = set()
         self._skipped: set[str] = set()
         self._goodbye_warned = False
-        self._ended = False
+        self._ended: AgentReply | None = None
 
     # --- Agent protocol -----------------------------------------------------------------
 
@@ -105,8 +106,9 @@ class LocalFormAgent:
 
     async def on_caller_turn(self, text: str) -> AgentReply:
         """Take what the caller said, then ask the next thing (or close)."""
-        if self._ended:
-            return AgentReply(say="", language=self.language)
+        if self._ended is not None:
+            # The caller spoke after the goodbye (it was cut off): say it again and end again.
+            return replace(self._ended, field_updates={})
         if not self._language_locked and (lang := detect_language(text)):
             self.language, self._language_locked = lang, True
         before = self.lead.as_dict()
@@ -122,17 +124,15 @@ class LocalFormAgent:
         after = self.lead.as_dict()
         updates = {k: v for k, v in after.items() if before.get(k) != v}
         if c.goodbye and self.lead.complete:
-            self._ended = True
             closing = self._form_text(self.form.closing)
-            return AgentReply(closing, self.language, updates, EndCall("lead_complete"))
+            return self._end(AgentReply(closing, self.language, updates, EndCall("lead_complete")))
         if c.goodbye:
             missing = self._first_missing()
             if not self._goodbye_warned and missing is not None:
                 self._goodbye_warned = True
                 return self._before_you_go(missing, updates)
-            self._ended = True
-            return AgentReply(
-                self._phrase("bye"), self.language, updates, EndCall("caller_goodbye")
+            return self._end(
+                AgentReply(self._phrase("bye"), self.language, updates, EndCall("caller_goodbye"))
             )
         return self._next(parts, updates)
 
@@ -247,9 +247,17 @@ class LocalFormAgent:
                     self._asking = field.name
                     parts.append(self._form_text(field.prompt))
                     return AgentReply(" ".join(parts), self.language, updates)
-        self._ended = True
         parts.append(self._form_text(self.form.closing))
-        return AgentReply(" ".join(parts), self.language, updates, EndCall("lead_complete"))
+        return self._end(
+            AgentReply(" ".join(parts), self.language, updates, EndCall("lead_complete"))
+        )
+
+    def _end(self, reply: AgentReply) -> AgentReply:
+        """Remember the closing reply: a caller who talks over it hears it again."""
+        self._ended = replace(reply, say=self._form_text(self.form.closing))
+        if reply.end_call is not None and reply.end_call.reason == "caller_goodbye":
+            self._ended = replace(reply, say=self._phrase("bye"))
+        return reply
 
     def _before_you_go(self, name: str, updates: dict[str, str]) -> AgentReply:
         field = self.form.field(name)

@@ -1,0 +1,1 @@
+"""The fallback call path: local or cloud speech-to-text, an agent, and text-to-speech."""
