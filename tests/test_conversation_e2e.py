@@ -510,12 +510,6 @@ def test_the_goodbye_talked_over_is_stored_as_cut_where_the_caller_spoke() -> No
     assert 0 < len(cut["text"]) < len(GOODBYE_1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="callgate bug: the end_call's pending-tool flag survives the barge-in that "
-    "cancels the hang-up, so the next response.done sends an extra response.create "
-    "(server/call.py _tool_calls_pending)",
-)
 def test_after_a_cancelled_goodbye_the_next_answer_is_not_followed_by_another() -> None:
     script: list[ScriptTurn] = [
         [

@@ -536,12 +536,8 @@ class CallSession:
                 )
             elif kind == "response.done":
                 self.turns.on_response_done()
-                if (
-                    self._tool_calls_pending
-                    and not self._ending
-                    and self.hangup.pending_reason is None
-                ):
-                    self._tool_calls_pending = False
+                tools_ran, self._tool_calls_pending = self._tool_calls_pending, False
+                if tools_ran and not self._ending and self.hangup.pending_reason is None:
                     self.turns.on_response_created()
                     await link.create_response()
             elif (request := function_call_request(event)) is not None:

@@ -1,0 +1,482 @@
+"""Speech benchmark of the fallback pipeline's local backends, on telephone-band speech.
+
+    python -m benchmarks.run_speech_benchmark [--quick] [--beam-size N] [--no-speech-check]
+        [--out FILE]
+
+The corpus is synthesized: each sentence is spoken by two "speakers", the Piper voice
+(``joe``, the same model as the agent's TTS) and espeak-ng (``en-us``), levelled, mixed
+with a noise bed (a quiet room at 30 dB SNR, street and babble at 10 dB SNR), then sent
+through the telephone channel (300-3400 Hz, 8 kHz, mu-law). Measured:
+
+* word error rate of the local STT (faster-whisper tiny.en) per speaker and condition,
+  after a light normalization (case, punctuation, digits vs digit words, contractions);
+* STT latency per utterance (p50, p95) and real-time factor, one utterance at a time;
+* TTS latency to the first sentence's audio, for Piper and espeak-ng, on the agent's
+  multi-sentence replies (the built-in form's lines);
+* field accuracy: for sentences that give a name, a phone number and an e-mail address,
+  the transcript goes through ``conversation.extract`` and ``form.normalize``, and the
+  share of fields recovered exactly is reported (the reference text through the same
+  extractor gives the ceiling).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import re
+import shlex
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+from rich.progress import Progress
+
+from benchmarks.report import write_section
+from callgate.conversation.extract import extract
+from callgate.conversation.form import Form, Normalized, load_form, normalize
+from callgate.speech.stt import LocalWhisperSTT, WhisperOptions
+from callgate.speech.tts import EspeakTTS, PiperTTS, TextToSpeech, split_sentences
+from callgate.synth.channel import telephone_channel
+from callgate.synth.scenes import NOISE_BEDS, mix_at_snr, set_level_dbfs
+from callgate.synth.speech import speak
+
+FloatAudio = npt.NDArray[np.float64]
+RATE = 8000
+NOW = dt.datetime(2026, 11, 25, 10, 0)
+
+GENERAL_SENTENCES: tuple[str, ...] = (
+    "Hello, I am calling about my appointment.",
+    "Yes, that works for me.",
+    "Can you hear me?",
+    "I would like to book a table for Thursday evening.",
+    "No, not that one, the other address.",
+    "I am not sure, let me check.",
+    "Could you repeat that please?",
+    "It is about the invoice from last month.",
+    "Tomorrow morning is better for me.",
+    "We have a problem with the heating in the kitchen.",
+    "I called yesterday but nobody answered.",
+    "Wait a second, my kids are shouting.",
+)
+
+
+@dataclass(frozen=True)
+class Lead:
+    """One caller's details, as said and as the form should store them."""
+
+    name: str
+    phone_words: str
+    phone: str
+    email_words: str
+    email: str
+
+
+LEADS: tuple[Lead, ...] = (
+    Lead("Dana Cohen", "two one two, five five five, zero one nine eight", "+12125550198",
+         "dana dot cohen at example dot com", "dana.cohen@example.com"),
+    Lead("Michael Brown", "four one five, five five five, two six seven one", "+14155552671",
+         "michael dot brown at gmail dot com", "michael.brown@gmail.com"),
+    Lead("Sarah Miller", "six four six, five five five, three four one two", "+16465553412",
+         "sarah dot miller at yahoo dot com", "sarah.miller@yahoo.com"),
+    Lead("David Levy", "three one zero, five five five, seven seven zero one", "+13105557701",
+         "david dot levy at outlook dot com", "david.levy@outlook.com"),
+    Lead("Emily Davis", "seven one eight, five five five, zero one four three", "+17185550143",
+         "emily at davis dot org", "emily@davis.org"),
+    Lead("Daniel Katz", "nine one seven, five five five, eight eight two zero", "+19175558820",
+         "daniel dot katz at example dot org", "daniel.katz@example.org"),
+)  # fmt: skip
+
+CONDITIONS: dict[str, tuple[str, float]] = {
+    "quiet": ("quiet_room", 30.0),
+    "street 10 dB": ("street", 10.0),
+    "babble 10 dB": ("babble", 10.0),
+}
+"""Condition name -> (noise bed, SNR in dB over the active speech level)."""
+
+SPEAKERS = ("piper", "espeak")
+CORPUS_NOTE = (
+    "Corpus: 12 everyday sentences and, for 6 callers, one sentence each giving the name, "
+    'the phone number in digit words ("two one two, five five five, ...") and the e-mail '
+    'address in words ("dana dot cohen at example dot com"); each spoken by Piper (the '
+    "bundled joe voice) and espeak-ng (en-us, 160 wpm), levelled to -22 dBFS, mixed with a "
+    "quiet room at 30 dB SNR or street or babble at 10 dB SNR, then band-limited to "
+    "300-3400 Hz at 8 kHz through mu-law. WER is counted after lower-casing, dropping "
+    "punctuation, expanding contractions and writing digits and digit words alike. Latency "
+    "is wall time of `LocalWhisperSTT.transcribe` (resampling included), one utterance at a "
+    "time; the TTS rows speak the built-in form's lines sentence by sentence, without the "
+    "cache."
+)
+FIELDS = ("full_name", "phone", "email")
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """One sentence to speak; ``field``/``expected`` are set for lead-form sentences."""
+
+    text: str
+    field: str = ""
+    expected: str = ""
+
+
+def corpus(quick: bool) -> list[Utterance]:
+    """The sentences: general ones, then name / phone / e-mail sentences per lead."""
+    general = GENERAL_SENTENCES[:6] if quick else GENERAL_SENTENCES
+    leads = LEADS[:3] if quick else LEADS
+    items = [Utterance(s) for s in general]
+    for lead in leads:
+        items += [
+            Utterance(f"My name is {lead.name}.", "full_name", lead.name),
+            Utterance(f"My number is {lead.phone_words}.", "phone", lead.phone),
+            Utterance(f"My email is {lead.email_words}.", "email", lead.email),
+        ]
+    return items
+
+
+# --- word error rate ---------------------------------------------------------------------
+
+_DIGITS = {"zero": "0", "oh": "0", "one": "1", "two": "2", "three": "3", "four": "4",
+           "five": "5", "six": "6", "seven": "7", "eight": "8", "nine": "9"}  # fmt: skip
+_CONTRACTIONS = {"i'm": "i am", "it's": "it is", "that's": "that is", "don't": "do not",
+                 "can't": "cannot", "i'd": "i would", "i'll": "i will", "we're": "we are",
+                 "you're": "you are", "what's": "what is", "let's": "let us", "ok": "okay",
+                 "didn't": "did not", "isn't": "is not", "there's": "there is"}  # fmt: skip
+
+
+def normalize_words(text: str) -> list[str]:
+    """Words for WER: lower case, no punctuation, "@"/"." in addresses spoken, contractions
+    expanded, digit words as digits and digit strings split into digits."""
+    low = text.lower().replace("@", " at ")
+    low = re.sub(r"(?<=\w)\.(?=\w)", " dot ", low)
+    low = re.sub(r"[^\w' ]+", " ", low)
+    words: list[str] = []
+    for raw in low.split():
+        word = raw.strip("'")
+        for part in _CONTRACTIONS.get(word, word).split():
+            if part.isdigit():
+                words.extend(part)
+            elif part:
+                words.append(_DIGITS.get(part, part))
+    return words
+
+
+def edit_distance(ref: Sequence[str], hyp: Sequence[str]) -> int:
+    """Levenshtein distance between two word sequences."""
+    row = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        prev, row[0] = row[0], i
+        for j, h in enumerate(hyp, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
+    return row[-1]
+
+
+def word_error_rate(reference: str, hypothesis: str) -> float:
+    """(substitutions + deletions + insertions) / reference words, after normalization."""
+    ref, hyp = normalize_words(reference), normalize_words(hypothesis)
+    if not ref:
+        return float(bool(hyp))
+    return edit_distance(ref, hyp) / len(ref)
+
+
+# --- field accuracy ----------------------------------------------------------------------
+
+
+def recover_field(form: Form, name: str, transcript: str) -> str | None:
+    """What the agent would store for ``name`` from this transcript (None: nothing valid).
+
+    The first extracted candidate of the field's kind, else the whole transcript, goes
+    through ``form.normalize``, as the form agent does.
+    """
+    found = extract(transcript, now=NOW)
+    candidates = {
+        "full_name": found.names or found.weak_names,
+        "phone": found.phones,
+        "email": found.emails,
+    }[name]
+    raw = candidates[0] if candidates else transcript
+    result = normalize(form.field(name), raw, region="US", now=NOW)
+    return result.value if isinstance(result, Normalized) else None
+
+
+# --- the corpus audio --------------------------------------------------------------------
+
+
+class NoiseBank:
+    """One long bed per noise family, cut at random offsets (babble is slow to make)."""
+
+    def __init__(self, rng: np.random.Generator, seconds: float = 60.0) -> None:
+        self.rng = rng
+        self.seconds = seconds
+        self.beds: dict[str, FloatAudio] = {}
+
+    def cut(self, name: str, n: int) -> FloatAudio:
+        bed = self.beds.get(name)
+        if bed is None:
+            bed = self.beds[name] = NOISE_BEDS[name](self.seconds, RATE, self.rng)
+        start = int(self.rng.integers(0, max(1, bed.size - n)))
+        return np.asarray(bed[start : start + n], dtype=np.float64)
+
+
+def speak_piper(piper: PiperTTS, text: str) -> FloatAudio:
+    """Piper's voice at 8 kHz, float."""
+    from callgate.audio.resample import resample  # noqa: PLC0415
+
+    pcm = piper.render(text)
+    return resample(pcm.astype(np.float64) / 32768.0, piper.sample_rate_hz, RATE)
+
+
+def telephone_clip(speech: FloatAudio, bank: NoiseBank, condition: str) -> npt.NDArray[np.int16]:
+    """Speech padded with 0.3 s each side, at -22 dBFS, in noise, through the phone line."""
+    pad = np.zeros(int(0.3 * RATE))
+    clean = np.concatenate([pad, set_level_dbfs(speech, -22.0), pad])
+    bed, snr = CONDITIONS[condition]
+    noisy = mix_at_snr(clean, bank.cut(bed, clean.size), snr, RATE)
+    return telephone_channel(noisy, RATE)
+
+
+# --- measuring ---------------------------------------------------------------------------
+
+
+@dataclass
+class SttScore:
+    """Errors and fields per (speaker, condition); latencies over everything."""
+
+    edits: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
+    words: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
+    fields_ok: dict[tuple[str, str, str], int] = field(default_factory=lambda: defaultdict(int))
+    fields_n: dict[tuple[str, str, str], int] = field(default_factory=lambda: defaultdict(int))
+    latency_s: list[float] = field(default_factory=list)
+    audio_s: list[float] = field(default_factory=list)
+    errors: list[tuple[str, str, str, str]] = field(default_factory=list)
+    reference_ok: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    reference_n: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+
+async def measure_stt(
+    stt: LocalWhisperSTT,
+    piper: PiperTTS,
+    items: list[Utterance],
+    progress: Progress,
+    seed: int = 7,
+) -> SttScore:
+    """Transcribe every sentence by every speaker in every condition, one at a time."""
+    form = load_form()
+    score = SttScore()
+    bank = NoiseBank(np.random.default_rng(seed))
+    speakers: dict[str, Callable[[str], FloatAudio]] = {
+        "piper": lambda text: speak_piper(piper, text),
+        "espeak": lambda text: speak(text, voice="en-us", rate_wpm=160, sample_rate_hz=RATE),
+    }
+    task = progress.add_task("speech to text", total=len(items) * len(SPEAKERS) * len(CONDITIONS))
+    for item in items:
+        if item.field:
+            got = recover_field(form, item.field, item.text)
+            score.reference_n[item.field] += 1
+            score.reference_ok[item.field] += got == item.expected
+        for speaker in SPEAKERS:
+            speech = speakers[speaker](item.text)
+            for condition in CONDITIONS:
+                pcm = telephone_clip(speech, bank, condition)
+                started = time.perf_counter()
+                text = await stt.transcribe(pcm)
+                score.latency_s.append(time.perf_counter() - started)
+                score.audio_s.append(pcm.size / RATE)
+                key = (speaker, condition)
+                ref = normalize_words(item.text)
+                edits = edit_distance(ref, normalize_words(text))
+                score.edits[key] += edits
+                score.words[key] += len(ref)
+                if edits:
+                    score.errors.append((speaker, condition, item.text, text))
+                if item.field:
+                    got = recover_field(form, item.field, text)
+                    fkey = (speaker, condition, item.field)
+                    score.fields_n[fkey] += 1
+                    score.fields_ok[fkey] += got == item.expected
+                progress.advance(task)
+    return score
+
+
+@dataclass
+class TtsScore:
+    """Per backend: time to the first sentence's audio and to the whole reply."""
+
+    name: str
+    first_s: list[float] = field(default_factory=list)
+    first_audio_s: list[float] = field(default_factory=list)
+    total_s: list[float] = field(default_factory=list)
+    total_audio_s: list[float] = field(default_factory=list)
+
+
+def replies(form: Form) -> list[str]:
+    """The agent's lines: greeting + first prompt, each prompt, the closing."""
+    lines = [f"{form.greeting['en']} {form.fields[0].prompt['en']}"]
+    lines += [f"Thank you. {f.prompt['en']}" for f in form.fields[1:]]
+    lines += [
+        "I have your phone number as two one two, five five five, zero one nine eight. "
+        "Is that correct?",
+        "Sorry, I did not catch that. Could you say it again, slowly?",
+        form.closing["en"],
+    ]
+    return lines
+
+
+async def measure_tts(backend: TextToSpeech, lines: list[str], progress: Progress) -> TtsScore:
+    """Speak each reply sentence by sentence, timing the first sentence and the whole."""
+    score = TtsScore(backend.name)
+    task = progress.add_task(f"text to speech ({backend.name})", total=len(lines))
+    for line in lines:
+        started = time.perf_counter()
+        total_audio = 0.0
+        for k, sentence in enumerate(split_sentences(line)):
+            audio = await backend.synthesize(sentence, "en")
+            seconds = len(audio) / RATE
+            total_audio += seconds
+            if k == 0:
+                score.first_s.append(time.perf_counter() - started)
+                score.first_audio_s.append(seconds)
+        score.total_s.append(time.perf_counter() - started)
+        score.total_audio_s.append(total_audio)
+        progress.advance(task)
+    return score
+
+
+# --- report ------------------------------------------------------------------------------
+
+
+def _ms(values: list[float], q: float) -> str:
+    return f"{np.percentile(values, q) * 1000:.0f}"
+
+
+def _share(ok: int, n: int) -> str:
+    return f"{ok}/{n} ({ok / n:.0%})" if n else "-"
+
+
+def tables(stt: SttScore, tts: list[TtsScore], load_s: float, warm_s: float) -> str:
+    """The results as markdown tables."""
+    out = ["**Word error rate** (local STT, faster-whisper tiny.en int8)\n"]
+    out.append("| speaker | " + " | ".join(CONDITIONS) + " |")
+    out.append("|---|" + "---|" * len(CONDITIONS))
+    for speaker in SPEAKERS:
+        cells = []
+        for condition in CONDITIONS:
+            words = stt.words[(speaker, condition)]
+            cells.append(f"{stt.edits[(speaker, condition)] / words:.1%}" if words else "-")
+        out.append(f"| {speaker} | " + " | ".join(cells) + " |")
+    lat, audio = stt.latency_s, stt.audio_s
+    rtf = np.array(lat) / np.array(audio)
+    out += [
+        "",
+        "**STT latency**, one utterance at a time "
+        f"({len(lat)} utterances of {np.min(audio):.1f}-{np.max(audio):.1f} s)\n",
+        "| model load | warm-up | p50 ms | p95 ms | max ms | real-time factor p50 | p95 |",
+        "|---|---|---|---|---|---|---|",
+        f"| {load_s * 1000:.0f} ms | {warm_s * 1000:.0f} ms | {_ms(lat, 50)} | {_ms(lat, 95)} | "
+        f"{max(lat) * 1000:.0f} | {np.median(rtf):.3f} | {np.percentile(rtf, 95):.3f} |",
+        "",
+        "**TTS latency to the first sentence's audio** (the agent's replies, split with "
+        "`split_sentences`, mu-law 8 kHz out)\n",
+        "| backend | replies | first sentence p50 ms | p95 ms | first sentence audio, median s "
+        "| whole reply p50 ms | real-time factor (whole) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for s in tts:
+        factor = float(np.sum(s.total_s) / np.sum(s.total_audio_s))
+        out.append(
+            f"| {s.name} | {len(s.first_s)} | {_ms(s.first_s, 50)} | {_ms(s.first_s, 95)} | "
+            f"{np.median(s.first_audio_s):.2f} | {_ms(s.total_s, 50)} | {factor:.3f} |"
+        )
+    out += [
+        "",
+        "**Field accuracy**: transcript -> `extract` -> `normalize`, exact match with the "
+        "expected value\n",
+        "| speaker | condition | " + " | ".join(FIELDS) + " | all fields |",
+        "|---|---|" + "---|" * (len(FIELDS) + 1),
+    ]
+    ref_ok = sum(stt.reference_ok.values())
+    ref_n = sum(stt.reference_n.values())
+    out.append(
+        "| reference text | (no STT) | "
+        + " | ".join(_share(stt.reference_ok[f], stt.reference_n[f]) for f in FIELDS)
+        + f" | {_share(ref_ok, ref_n)} |"
+    )
+    for speaker in SPEAKERS:
+        for condition in CONDITIONS:
+            ok = [stt.fields_ok[(speaker, condition, f)] for f in FIELDS]
+            n = [stt.fields_n[(speaker, condition, f)] for f in FIELDS]
+            cells = [_share(o, k) for o, k in zip(ok, n, strict=True)]
+            out.append(
+                f"| {speaker} | {condition} | "
+                + " | ".join(cells)
+                + f" | {_share(sum(ok), sum(n))} |"
+            )
+    return "\n".join(out)
+
+
+def examples(stt: SttScore, limit: int = 12) -> str:
+    """A few transcription errors, for the reader."""
+    rows = ["| speaker | condition | said | transcribed |", "|---|---|---|---|"]
+    for speaker, condition, said, heard in stt.errors[:limit]:
+        rows.append(f"| {speaker} | {condition} | {said} | {heard or '(nothing)'} |")
+    return "\n".join(rows)
+
+
+async def run(args: argparse.Namespace) -> str:
+    """Everything; returns the markdown body."""
+    options = WhisperOptions(beam_size=args.beam_size, require_speech=not args.no_speech_check)
+    stt = LocalWhisperSTT(workers=1, cpu_threads=1, options=options)
+    piper = PiperTTS()
+    started = time.perf_counter()
+    stt.load()  # the load alone, for the table
+    load_s = time.perf_counter() - started
+    started = time.perf_counter()
+    stt.warm_up()
+    warm_s = time.perf_counter() - started
+    piper.warm_up()
+    espeak = EspeakTTS()
+    await espeak.synthesize("Hello.")  # the first process start pays for the page cache
+    with Progress() as progress:
+        score = await measure_stt(stt, piper, corpus(args.quick), progress)
+        lines = replies(load_form())
+        tts = [await measure_tts(b, lines, progress) for b in (piper, espeak)]
+    return (
+        tables(score, tts, load_s, warm_s) + "\n\nSome transcription errors:\n\n" + examples(score)
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a smaller corpus (~1 min)")
+    parser.add_argument("--beam-size", type=int, default=WhisperOptions().beam_size)
+    parser.add_argument(
+        "--no-speech-check",
+        action="store_true",
+        help="transcribe without the Silero VAD's is-there-speech check",
+    )
+    parser.add_argument("--out", type=Path, help="replace the speech section of this file")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    tables_md = asyncio.run(run(args))
+    argv_shown = sys.argv[1:] if argv is None else argv
+    command = ("python -m benchmarks.run_speech_benchmark " + shlex.join(argv_shown)).strip()
+    date = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    body = (
+        f"Generated {date} by `{command}` on the shared 2-core machine in "
+        f"{time.perf_counter() - started:.0f} s (one CPU thread for whisper, beam size "
+        f"{args.beam_size}, speech check {'off' if args.no_speech_check else 'on'}).\n\n"
+        + CORPUS_NOTE
+        + "\n\n"
+        + tables_md
+    )
+    print(body)
+    if args.out:
+        write_section(args.out, "speech-benchmark", body, "Speech backends (fallback pipeline)")
+
+
+if __name__ == "__main__":
+    main()
