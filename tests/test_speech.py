@@ -178,6 +178,13 @@ def test_cached_tts_hits_the_second_time_with_identical_bytes(piper: PiperTTS) -
     assert again != first
 
 
+def test_piper_without_sampling_noise_is_deterministic() -> None:
+    steady = PiperTTS(noise_scale=0.0, noise_w_scale=0.0)
+    first, second = (steady.render("Two one two, five five five.") for _ in range(2))
+    assert np.array_equal(first, second)
+    assert first.size > steady.sample_rate_hz  # over a second of speech
+
+
 def test_cached_tts_lru_coalescing_failures_and_prewarm() -> None:
     inner = SlowCountingTTS()
     cached = CachedTTS(inner, maxsize=2)

@@ -77,7 +77,7 @@ def piper_caller(text: str, length_scale: float = 1.15) -> npt.NDArray[np.int16]
     """``text`` in the bundled Piper voice, a little slower than the agent's, at 8 kHz."""
     from callgate.speech.tts import PiperTTS  # noqa: PLC0415  (loads onnxruntime)
 
-    tts = PiperTTS()
+    tts = PiperTTS(noise_scale=0.0, noise_w_scale=0.0)  # the same audio on every run
     speech = tts.render(text, length_scale=length_scale)
     resampled = soxr.resample(pcm16_to_float(speech), tts.sample_rate_hz, SAMPLE_RATE_HZ)
     return float_to_pcm16(resampled)

@@ -196,6 +196,9 @@ class PiperTTS:
     ``volume`` scales Piper's peak-normalized sentences (1.0 = full scale) to leave
     headroom for resampling and mu-law. ``workers`` syntheses run at once (each in a
     thread); phonemization, which is not thread-safe in Piper, is serialized.
+    ``noise_scale`` / ``noise_w_scale`` override the voice's sampling noise (None: the
+    voice's own); 0 and 0 make the output the same every time, for tests and benchmarks,
+    at some cost in naturalness. By default each synthesis of a sentence differs slightly.
     """
 
     name = "piper"
@@ -207,9 +210,13 @@ class PiperTTS:
         workers: int = 2,
         volume: float = 0.7,
         sentence_pause_s: float = 0.2,
+        noise_scale: float | None = None,
+        noise_w_scale: float | None = None,
     ) -> None:
         self.model_path = model_path or None
         self.volume = volume
+        self.noise_scale = noise_scale
+        self.noise_w_scale = noise_w_scale
         self.sentence_pause_s = sentence_pause_s
         onnx, config = _piper_paths(self.model_path)
         if not config.is_file():
@@ -241,7 +248,12 @@ class PiperTTS:
 
         text = _check_text(text, self.name)
         voice = load_piper(self.model_path)
-        config = SynthesisConfig(length_scale=length_scale, normalize_audio=False)
+        config = SynthesisConfig(
+            length_scale=length_scale,
+            noise_scale=self.noise_scale,
+            noise_w_scale=self.noise_w_scale,
+            normalize_audio=False,
+        )
         pause = np.zeros(round(self.sentence_pause_s * voice.config.sample_rate), np.float32)
         pieces: list[npt.NDArray[np.float32]] = []
         try:
