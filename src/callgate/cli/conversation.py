@@ -28,18 +28,18 @@ from rich.table import Table
 
 from callgate.audio.codec import SAMPLE_RATE_HZ, float_to_pcm16, pcm16_to_float, ulaw_to_pcm16
 from callgate.cli.call import (
+    SPEECH_PEAK,
     CallError,
     check_noise,
     media_ws_url,
     signature_headers,
     stereo_call,
 )
-from callgate.peers.twilio_caller import CallerTurns, CallResult, place_call
+from callgate.peers.twilio_caller import CallerTurns, CallResult, new_sid, place_call
 from callgate.synth.channel import telephone_channel
 from callgate.synth.scenes import NOISE_BEDS, mix_at_snr
 from callgate.synth.speech import speak
 
-SPEECH_PEAK = 0.5
 POLL_S = 0.5
 
 
@@ -134,7 +134,7 @@ async def run_conversation(
     """Place the call; print the transcript as the server stores it (with a token)."""
     ws_url = media_ws_url(url)
     base = ws_url.replace("ws://", "http://").replace("wss://", "https://").split("/twilio")[0]
-    sid = "CA" + np.random.default_rng().bytes(16).hex()
+    sid = new_sid("CA")
     console.print(f"dialling {escape(ws_url)} as {sid}", soft_wrap=True)
     headers = {"Authorization": f"Bearer {api_token}"} if api_token else {}
     convo = Conversation(CallResult(sid, ""), np.zeros((0, 2), np.int16), np.zeros(0, np.int16))

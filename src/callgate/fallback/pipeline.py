@@ -198,9 +198,7 @@ class PipelineLink:
                 text = reply if isinstance(reply, str) else reply.say
                 language = self.language if isinstance(reply, str) else reply.language
                 await self._speak(item_id, text, language, spoken)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
+        except Exception as exc:  # (a cancellation is not an Exception: it passes through)
             log.error("fallback response failed: %s", exc)
             self._emit(AgentTurn({}, EndCall("agent_error"), self.language))
             with contextlib.suppress(Exception):

@@ -194,7 +194,7 @@ class CallerTurns:
         quiet = np.zeros(FRAME_MS * 8, dtype=np.int16)
         idle_since = 0.0
         for utterance in [*self.utterances, None]:
-            heard_agent = player.end_ms > idle_since
+            heard_agent = False
             while utterance is not None:
                 now = now_ms()
                 agent_quiet = now >= player.end_ms + self.gap_ms
@@ -226,7 +226,8 @@ class CallerTurns:
         return pcm16_to_ulaw(np.clip(pcm.astype(np.int32) + noise, -32768, 32767))
 
 
-def _sid(prefix: str) -> str:
+def new_sid(prefix: str) -> str:
+    """A Twilio-style SID: ``prefix`` and 32 hex digits (CA... for calls, MZ... for streams)."""
     return prefix + secrets.token_hex(16)
 
 
@@ -408,7 +409,7 @@ async def place_call(
     ``stop`` and our close, or as soon as the server closes (recorded in the result, not
     raised). Connection failures (refused, bad handshake) do raise.
     """
-    result = CallResult(call_sid=call_sid or _sid("CA"), stream_sid=_sid("MZ"))
+    result = CallResult(call_sid=call_sid or new_sid("CA"), stream_sid=new_sid("MZ"))
     frames = pcm16_8k if isinstance(pcm16_8k, CallerTurns) else _frames(pcm16_8k)
     async with websockets.connect(url, additional_headers=dict(headers or {})) as ws:
         call = _Call(ws, result, custom_parameters or {}, on_message)

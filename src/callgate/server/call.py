@@ -74,12 +74,6 @@ class ModelLink(Protocol):
     async def close(self) -> None: ...
 
 
-class ToolLink(ModelLink, Protocol):
-    """A model that calls the form's tools (the Realtime-native agent)."""
-
-    async def send_function_output(self, call_id: str, output: str) -> None: ...
-
-
 SILENCE_INSTRUCTION = (
     "The caller has been silent for a while. Briefly ask whether they are still on the line."
 )

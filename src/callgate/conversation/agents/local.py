@@ -254,9 +254,9 @@ class LocalFormAgent:
 
     def _end(self, reply: AgentReply) -> AgentReply:
         """Remember the closing reply: a caller who talks over it hears it again."""
-        self._ended = replace(reply, say=self._form_text(self.form.closing))
-        if reply.end_call is not None and reply.end_call.reason == "caller_goodbye":
-            self._ended = replace(reply, say=self._phrase("bye"))
+        goodbye = reply.end_call is not None and reply.end_call.reason == "caller_goodbye"
+        again = self._phrase("bye") if goodbye else self._form_text(self.form.closing)
+        self._ended = replace(reply, say=again)
         return reply
 
     def _before_you_go(self, name: str, updates: dict[str, str]) -> AgentReply:
