@@ -54,6 +54,15 @@ def test_a_lost_mark_does_not_keep_the_line_open() -> None:
     assert actions == [(1000, HangUp("caller_goodbye"))]
 
 
+def test_grace_zero_waits_for_the_marks_until_the_maximum_duration() -> None:
+    policy = HangupPolicy(HangupOptions(silence_timeout_ms=0, grace_ms=0, max_duration_ms=8000))
+    policy.request_end("caller_goodbye")
+    assert run(policy, 200, busy=True, unheard=400) == []  # 4 s without a mark: still up
+    assert run(policy, 300, busy=True, unheard=400, start_ms=4000) == [
+        (8000, HangUp("max_duration"))
+    ]
+
+
 def test_a_barge_in_cancels_the_pending_goodbye() -> None:
     policy = HangupPolicy(HangupOptions(silence_timeout_ms=0))
     policy.request_end("lead_complete")

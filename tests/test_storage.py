@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,7 +24,8 @@ from sqlalchemy.engine import make_url
 
 from callgate.storage.db import make_engine, make_sessionmaker, migrate
 from callgate.storage.models import Base, Outbox
-from callgate.storage.repository import CallRepository, CallStats, UnknownCallError
+from callgate.storage.repository import CallRepository, CallStats, NewTurn, UnknownCallError
+from callgate.storage.store_thread import StoreThread
 
 POSTGRES_ENV = "CALLGATE_TEST_POSTGRES_URL"
 BACKENDS = [
@@ -220,3 +222,76 @@ def test_unknown_call_and_naive_datetimes_are_rejected(db_url: str) -> None:
             await engine.dispose()
 
     run(scenario())
+
+
+def test_sync_turns_rewrites_only_from_the_first_change(db_url: str) -> None:
+    async def scenario() -> tuple[list[Any], list[Any], int, int]:
+        engine, repo = await _migrated_repo(db_url)
+        try:
+            await repo.start_call("CA2")
+            hello = NewTurn("agent", "Hello, what is your name?", 0, 1500)
+            first = [hello, NewTurn("agent", "Thanks. And your phone number?", 3000, 5000)]
+            assert await repo.sync_turns("CA2", first) == 2
+            before = (await repo.get_call("CA2")).turns  # type: ignore[union-attr]
+            # The caller's late transcription goes between; the answer is cut short.
+            second = [
+                hello,
+                NewTurn("caller", "Dana Levi.", 1800, 2900),
+                NewTurn("agent", "Thanks. And", 3000, 3800, interrupted=True),
+            ]
+            written = await repo.sync_turns("CA2", second)
+            unchanged = await repo.sync_turns("CA2", second)
+            after = (await repo.get_call("CA2")).turns  # type: ignore[union-attr]
+            return before, after, written, unchanged
+        finally:
+            await engine.dispose()
+
+    before, after, written, unchanged = run(scenario())
+    assert [t.seq for t in before] == [0, 1]
+    assert written == 2
+    assert unchanged == 0
+    assert [(t.seq, t.speaker, t.text, t.interrupted) for t in after] == [
+        (0, "agent", "Hello, what is your name?", False),
+        (1, "caller", "Dana Levi.", False),
+        (2, "agent", "Thanks. And", True),
+    ]
+    assert (after[2].start_ms, after[2].end_ms) == (3000, 3800)
+
+
+def test_store_thread_keeps_one_writer_in_order_past_a_failure(db_url: str) -> None:
+    async def scenario() -> tuple[Any, list[str]]:
+        engine, repo = await _migrated_repo(db_url)
+        store = StoreThread(db_url)
+        await asyncio.to_thread(store.start)
+        seen: list[str] = []
+        loop_thread = threading.get_ident()
+
+        def write(n: int) -> Callable[[CallRepository], Awaitable[None]]:
+            async def job(r: CallRepository) -> None:
+                assert threading.get_ident() != loop_thread  # off the caller's loop
+                if n == 2:
+                    raise RuntimeError("store hiccup")
+                await r.add_event("CA3", "tick", n, {"n": n})
+                seen.append(f"event {n}")
+
+            return job
+
+        last = store.submit(lambda r: r.start_call("CA3"))
+        for n in range(5):
+            last = store.submit(write(n), after=last)
+        # The failed job surfaces in its own future; the ones after it still run.
+        await asyncio.wait_for(asyncio.wrap_future(last), 10)
+        await asyncio.to_thread(store.stop)
+        try:
+            return await repo.get_call("CA3"), seen
+        finally:
+            await engine.dispose()
+
+    record, seen = run(scenario())
+    assert seen == ["event 0", "event 1", "event 3", "event 4"]
+    assert [e.at_ms for e in record.events] == [0, 1, 3, 4]
+
+
+def test_store_thread_refuses_an_in_memory_database() -> None:
+    with pytest.raises(ValueError, match="in-memory SQLite"):
+        StoreThread("sqlite+aiosqlite:///:memory:")

@@ -269,7 +269,9 @@ class Settings(BaseSettings):
         3000,
         ge=0,
         le=60000,
-        description="Wait for the goodbye's marks at most its length plus this, then hang up.",
+        description="After the goodbye, hang up once its marks have made no progress for this "
+        "long (a lost mark must not keep the line open); 0 waits for the marks with no limit "
+        "but MAX_CALL_DURATION_S.",
     )
 
     realtime_audio_input_usd_per_mtok: float = Field(

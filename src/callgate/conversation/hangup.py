@@ -97,7 +97,7 @@ class HangupPolicy:
                 self._last_unheard, self._stall_ms = unheard_ms, 0
             else:
                 self._stall_ms += o.frame_ms
-            if self._stall_ms >= o.grace_ms:
+            if o.grace_ms and self._stall_ms >= o.grace_ms:
                 return self._hang_up(self.pending_reason)
             return []
         if caller_speaking or agent_busy or not o.silence_timeout_ms:

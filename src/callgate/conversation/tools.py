@@ -36,6 +36,8 @@ class ToolOutcome:
     field_updates: dict[str, str] = field(default_factory=dict)
     end_call: EndCall | None = None
     ok: bool = True
+    confirmed: frozenset[str] = frozenset()
+    """Fields the caller confirmed with this call (as in ``AgentReply.confirmed``)."""
 
 
 def tool_schemas(form: Form) -> list[dict[str, Any]]:
@@ -139,8 +141,10 @@ class FormTools:
         if isinstance(result, Invalid):
             self.lead.reject(field_name, value)
             return self._refuse(f"{field_name}: {result.reason}; ask the caller again")
+        confirmed: frozenset[str] = frozenset()
         if args.get("confirmed") is True:
             self.lead.confirm(field_name)
+            confirmed = frozenset({field_name})
         updates = {field_name: result.value} if before != result.value else {}
         needs_confirm = self.lead.needs_confirmation(field_name)
         return ToolOutcome(
@@ -152,6 +156,7 @@ class FormTools:
                 needs_confirmation=needs_confirm,
             ),
             updates,
+            confirmed=confirmed,
         )
 
     def end_call(self, args: dict[str, Any]) -> ToolOutcome:

@@ -67,6 +67,7 @@ class AgentTurn:
     field_updates: dict[str, str]
     end_call: EndCall | None
     language: str
+    confirmed: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -275,10 +276,13 @@ class PipelineLink:
     def _report_late(self, step: asyncio.Future[AgentReply]) -> None:
         if not step.cancelled() and step.exception() is None:
             reply = step.result()
-            self._emit(AgentTurn(dict(reply.field_updates), reply.end_call, reply.language))
+            updates = dict(reply.field_updates)
+            self._emit(AgentTurn(updates, reply.end_call, reply.language, reply.confirmed))
 
     def _take(self, reply: AgentReply) -> AgentReply:
         """Report what the reply changed before it is spoken; follow its language."""
         self.language = reply.language or self.language
-        self._emit(AgentTurn(dict(reply.field_updates), reply.end_call, self.language))
+        self._emit(
+            AgentTurn(dict(reply.field_updates), reply.end_call, self.language, reply.confirmed)
+        )
         return reply

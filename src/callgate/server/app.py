@@ -49,6 +49,7 @@ from callgate.speech import warm_up
 from callgate.storage.db import make_engine, make_sessionmaker, migrate
 from callgate.storage.outbox import OutboxWorker
 from callgate.storage.repository import CallRepository
+from callgate.storage.store_thread import StoreThread
 from callgate.telephony.call_control import TwilioCallControl
 from callgate.telephony.signature import expected_url, validate_webhook, validate_websocket
 from callgate.telephony.twiml import (
@@ -69,6 +70,8 @@ class StoreState:
     """The call store and the CRM outbox worker, opened with the app and closed with it."""
 
     repository: CallRepository | None = None
+    """For reads (the API); calls are written through :attr:`writes`."""
+    writes: StoreThread | None = None
     _engine: AsyncEngine | None = None
     _worker: asyncio.Task[None] | None = None
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
@@ -80,6 +83,8 @@ class StoreState:
         await migrate(self._engine)
         sessions = make_sessionmaker(self._engine)
         self.repository = CallRepository(sessions)
+        self.writes = StoreThread(settings.database_url)
+        await asyncio.to_thread(self.writes.start)
         if settings.crm_webhook_url:
             self._http = httpx.AsyncClient()
             worker = OutboxWorker(
@@ -97,6 +102,8 @@ class StoreState:
             await asyncio.gather(self._worker, return_exceptions=True)
         if self._http is not None:
             await self._http.aclose()
+        if self.writes is not None:
+            await asyncio.to_thread(self.writes.stop)
         if self._engine is not None:
             await self._engine.dispose()
 
@@ -309,7 +316,7 @@ def create_app(
             await websocket.close(code=1008)
             return
         await websocket.accept()
-        recorder = CallRecorder(state.repository, settings) if state.repository else None
+        recorder = CallRecorder(state.writes, settings) if state.writes else None
         session = CallSession(
             settings,
             websocket,

@@ -28,10 +28,11 @@ from typing import Any, Literal, Protocol
 from callgate.audio.decision import SILENCE, FrameGate
 from callgate.config import Settings
 from callgate.conversation.agents.base import EndCall
+from callgate.conversation.call_transcript import CallTranscript
 from callgate.conversation.hangup import HangUp, HangupOptions, HangupPolicy, PromptSilence
 from callgate.conversation.loops import LoopDetector, LoopOptions
 from callgate.conversation.tools import FormTools
-from callgate.conversation.transcripts import cut_text
+from callgate.conversation.transcripts import TranscriptOptions, cut_text
 from callgate.fallback.pipeline import AgentTurn
 from callgate.realtime.link import (
     FunctionCallRequest,
@@ -174,6 +175,8 @@ class CallSession:
         """The form's tools, when the model fills the lead by function calls."""
         self._greet = greet
         self._tool_calls_pending = False
+        self._confirmed: set[str] = set()
+        """Lead fields whose current value the caller confirmed."""
         self._ending = False
         self.hangup = HangupPolicy(hangup_options(settings))
         self.loops = LoopDetector(
@@ -189,6 +192,10 @@ class CallSession:
         self.stream = ms.TwilioStream(max_message_bytes=settings.max_media_message_bytes)
         self.gate: FrameGate = gate or settings.build_gate("gate")
         self.turns = TurnController(turn_options(settings))
+        self.transcript = CallTranscript(
+            TranscriptOptions(merge_gap_ms=settings.transcript_merge_gap_ms)
+        )
+        """What the call record stores: turns in spoken order, cut where the caller barged in."""
         self.stats = CallStats()
         self._send_lock = asyncio.Lock()
         self._link: ModelLink | None = None
@@ -324,6 +331,9 @@ class CallSession:
             if len(self.turns.barge_ins) > barge_ins:
                 self.hangup.on_barge_in()
                 cut = self.turns.barge_ins[-1]
+                if cut.item_id is not None:
+                    self.transcript.interrupted(cut.item_id, cut.heard_ms)
+                    await self._store_transcript()
                 if self.recorder is not None:
                     detail = {
                         "item_id": cut.item_id,
@@ -383,14 +393,28 @@ class CallSession:
         await self.end(reason)
 
     async def _apply_agent(
-        self, field_updates: dict[str, str], end_call: EndCall | None, source: str
+        self,
+        field_updates: dict[str, str],
+        end_call: EndCall | None,
+        source: str,
+        confirmed: frozenset[str] = frozenset(),
     ) -> None:
-        """Lead fields learned and end requests, whichever backend produced them."""
-        for name, value in field_updates.items():
+        """Lead fields learned or confirmed, and end requests, whichever backend produced them.
+
+        A new value is unconfirmed unless the same turn confirmed it (the form's rule).
+        """
+        for name in sorted(field_updates.keys() | (confirmed & self.stats.fields.keys())):
+            value = field_updates.get(name, self.stats.fields.get(name, ""))
             self.stats.fields[name] = value
-            log.info("field %s = %r (%s)", name, value, source)
+            if name in confirmed:
+                self._confirmed.add(name)
+            else:
+                self._confirmed.discard(name)
+            log.info(
+                "field %s = %r%s (%s)", name, value, " confirmed" * (name in confirmed), source
+            )
             if self.recorder is not None:
-                await self.recorder.field(name, value)
+                await self.recorder.field(name, value, confirmed=name in self._confirmed)
         if end_call is not None:
             log.info("the agent asked to end the call: %s", end_call.reason)
             self.hangup.request_end(end_call.reason)
@@ -403,7 +427,9 @@ class CallSession:
         outcome = self.tools.call(item.name, item.arguments or "{}")
         if not outcome.ok:
             log.info("tool %s refused: %s", item.name, outcome.output)
-        await self._apply_agent(outcome.field_updates, outcome.end_call, f"tool {item.name}")
+        await self._apply_agent(
+            outcome.field_updates, outcome.end_call, f"tool {item.name}", outcome.confirmed
+        )
         send = getattr(link, "send_function_output", None)
         if send is not None:
             await send(item.call_id, outcome.output)
@@ -423,8 +449,11 @@ class CallSession:
             elif isinstance(action, AppendAudio):
                 await link.append_audio(action.pcmu)
                 self.stats.appends += 1
+                if not action.padding:
+                    self.transcript.caller_audio(self._now_ms(), len(action.pcmu) // 8)
             elif isinstance(action, CommitInput):
                 await link.commit()
+                self.transcript.caller_committed(self._now_ms())
             elif isinstance(action, CreateResponse):
                 await link.create_response()
             elif isinstance(action, CancelResponse):
@@ -435,7 +464,11 @@ class CallSession:
     def _now_ms(self) -> int:
         return self.gate.frames_seen * self.settings.audio_frame_size_ms
 
-    async def _on_caller_text(self, text: str) -> None:
+    async def _store_transcript(self) -> None:
+        if self.recorder is not None and (turns := self.transcript.changed()) is not None:
+            await self.recorder.transcript(turns)
+
+    async def _on_caller_text(self, item_id: str, text: str) -> None:
         echo = self.loops.caller_said(text, self._now_ms())
         if echo is not None:
             # The agent's own voice came back and was transcribed as the caller: drop it.
@@ -445,8 +478,8 @@ class CallSession:
             return
         self.stats.transcript.append(("caller", text))
         log.info("caller: %s", text)
-        if self.recorder is not None:
-            await self.recorder.turn("caller", text)
+        self.transcript.caller_text(item_id, text, self._now_ms())
+        await self._store_transcript()
 
     async def _on_agent_text(self, link: ModelLink, item_id: str, transcript: str) -> None:
         text, interrupted = self._heard_text(item_id, transcript)
@@ -454,8 +487,8 @@ class CallSession:
             set_text(item_id, text)  # a replay after a reconnect holds what was heard
         self.stats.transcript.append(("agent", text))
         log.info("agent: %s%s", text, " (interrupted)" if interrupted else "")
-        if self.recorder is not None:
-            await self.recorder.turn("agent", text, interrupted=interrupted)
+        self.transcript.agent_text(item_id, transcript, self._now_ms())
+        await self._store_transcript()
         loop = self.loops.agent_said(text, self._now_ms())
         if loop is None:
             return
@@ -518,26 +551,35 @@ class CallSession:
                 await self.end(f"model connection lost: {event.reason}", code=1011)
                 return
             if isinstance(event, AgentTurn):
-                await self._apply_agent(event.field_updates, event.end_call, "agent")
+                await self._apply_agent(
+                    event.field_updates, event.end_call, "agent", event.confirmed
+                )
                 continue
             kind = getattr(event, "type", "")
             if kind == "response.created":
                 self.turns.on_response_created()
             elif kind == "response.output_audio.delta":
                 pcmu = base64.b64decode(event.delta)
-                await self._execute(
-                    self.turns.on_agent_audio(event.item_id, event.content_index, pcmu)
-                )
+                queued_ms = self.turns.unheard_ms
+                actions = self.turns.on_agent_audio(event.item_id, event.content_index, pcmu)
+                if played := sum(len(a.pcmu) for a in actions if isinstance(a, PlayAudio)):
+                    self.transcript.agent_audio(
+                        event.item_id, played // 8, self._now_ms(), queued_ms
+                    )
+                await self._execute(actions)
             elif kind == "response.done":
                 self.turns.on_response_done()
+                await self._store_transcript()  # the agent's audio length is final
                 tools_ran, self._tool_calls_pending = self._tool_calls_pending, False
                 if tools_ran and not self._ending and self.hangup.pending_reason is None:
                     self.turns.on_response_created()
                     await link.create_response()
             elif (request := function_call_request(event)) is not None:
                 await self._on_function_call(link, request)
+            elif kind == "input_audio_buffer.committed":
+                self.transcript.caller_item(event.item_id, self._now_ms())
             elif kind == "conversation.item.input_audio_transcription.completed":
-                await self._on_caller_text(event.transcript)
+                await self._on_caller_text(event.item_id, event.transcript)
             elif kind == "response.output_audio_transcript.done":
                 await self._on_agent_text(link, event.item_id, event.transcript)
             elif kind == "error":

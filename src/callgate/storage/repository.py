@@ -7,6 +7,7 @@ call always has exactly one outbox row (the transactional-outbox pattern).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -58,6 +59,27 @@ class TurnRecord:
     start_ms: int | None
     end_ms: int | None
     interrupted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class NewTurn:
+    """A turn to store: what :meth:`CallRepository.sync_turns` takes."""
+
+    speaker: str
+    text: str
+    start_ms: int | None = None
+    end_ms: int | None = None
+    interrupted: bool = False
+
+
+def _same_turn(row: Turn, turn: NewTurn) -> bool:
+    return (row.speaker, row.text, row.start_ms, row.end_ms, row.interrupted) == (
+        turn.speaker,
+        turn.text,
+        turn.start_ms,
+        turn.end_ms,
+        turn.interrupted,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +229,33 @@ class CallRepository:
                 )
             )
         return seq
+
+    async def sync_turns(self, call_sid: str, turns: Sequence[NewTurn]) -> int:
+        """Make the call's stored turns equal ``turns``; returns how many rows were written.
+
+        A live transcript changes behind its end: a barge-in cuts an agent turn already
+        stored, a late caller transcription belongs before the agent's answer, and caller
+        fragments merge. Rows up to the first difference stay; the rest are rewritten, in
+        one transaction, so a reader never sees half an update.
+        """
+        async with self._sessions.begin() as session:
+            call = await self._call(session, call_sid)
+            rows = list(
+                await session.scalars(
+                    select(Turn).where(Turn.call_id == call.id).order_by(Turn.seq)
+                )
+            )
+            first = 0
+            while (
+                first < len(rows) and first < len(turns) and _same_turn(rows[first], turns[first])
+            ):
+                first += 1
+            for row in rows[first:]:
+                await session.delete(row)
+            await session.flush()
+            for seq, turn in enumerate(turns[first:], start=first):
+                session.add(Turn(call_id=call.id, seq=seq, **asdict(turn)))
+            return len(turns) - first
 
     async def set_field(
         self, call_sid: str, name: str, value: str, *, valid: bool = True, confirmed: bool = False

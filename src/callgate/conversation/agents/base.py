@@ -33,12 +33,15 @@ class AgentReply:
     ``say`` is spoken to the caller (may be empty). ``field_updates`` holds lead fields
     learned or changed this turn, already normalized (E.164, ISO 8601). ``language`` is the
     language of ``say`` ("en", "he", ...), so TTS and transcription can follow the caller.
+    ``confirmed`` names the fields whose value the caller confirmed this turn (a read-back
+    they agreed to); a field set again without it is no longer confirmed.
     """
 
     say: str
     language: str
     field_updates: dict[str, str] = field(default_factory=dict)
     end_call: EndCall | None = None
+    confirmed: frozenset[str] = frozenset()
 
 
 class Agent(Protocol):

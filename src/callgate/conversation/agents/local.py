@@ -106,6 +106,13 @@ class LocalFormAgent:
 
     async def on_caller_turn(self, text: str) -> AgentReply:
         """Take what the caller said, then ask the next thing (or close)."""
+        confirmed_before = set(self.lead.confirmed)
+        reply = self._turn(text)
+        if confirmed := frozenset(self.lead.confirmed - confirmed_before):
+            reply = replace(reply, confirmed=confirmed)
+        return reply
+
+    def _turn(self, text: str) -> AgentReply:
         if self._ended is not None:
             # The caller spoke after the goodbye (it was cut off): say it again and end again.
             return replace(self._ended, field_updates={})

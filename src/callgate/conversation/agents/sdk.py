@@ -122,6 +122,7 @@ class AgentsSdkAgent:
         self._turn_end: EndCall | None = None
         self._ended: AgentReply | None = None
         self._reported: dict[str, str] = {}  # the lead as the server knows it from our replies
+        self._reported_confirmed: set[str] = set()
 
     @classmethod
     def from_settings(
@@ -173,7 +174,7 @@ class AgentsSdkAgent:
         """One model run over the caller's words; failures end the call with an apology."""
         if self._ended is not None:
             # The caller spoke after the goodbye (it was cut off): say it again, end again.
-            return replace(self._ended, field_updates={})
+            return replace(self._ended, field_updates={}, confirmed=frozenset())
         lang = detect_language(text)
         if not self._language_locked and lang in self.form.languages:
             self.language = lang
@@ -185,9 +186,11 @@ class AgentsSdkAgent:
         lead = self.lead.as_dict()
         updates = {k: v for k, v in lead.items() if self._reported.get(k) != v}
         self._reported = lead
+        confirmed = frozenset(self.lead.confirmed - self._reported_confirmed)
+        self._reported_confirmed = set(self.lead.confirmed)
         end = self._turn_end
         if end is None and said is not None:
-            return AgentReply(said, self.language, updates)
+            return AgentReply(said, self.language, updates, confirmed=confirmed)
         # The call ends here: the model ended it, or every attempt failed.
         if said is None:
             self.history = turn_input
@@ -202,7 +205,7 @@ class AgentsSdkAgent:
             say = self._phrase("bye")
         if not said:
             self.history.append({"role": "assistant", "content": say})
-        self._ended = AgentReply(say, self.language, updates, end)
+        self._ended = AgentReply(say, self.language, updates, end, confirmed)
         return self._ended
 
     async def _run(self, turn_input: list[TResponseInputItem]) -> str | None:
