@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import threading
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,7 +24,7 @@ from sqlalchemy.engine import make_url
 from callgate.storage.db import make_engine, make_sessionmaker, migrate
 from callgate.storage.models import Base, Outbox
 from callgate.storage.repository import CallRepository, CallStats, NewTurn, UnknownCallError
-from callgate.storage.store_thread import StoreThread
+from callgate.storage.store_process import StoreProcess, StoreWriteError
 
 POSTGRES_ENV = "CALLGATE_TEST_POSTGRES_URL"
 BACKENDS = [
@@ -258,40 +257,41 @@ def test_sync_turns_rewrites_only_from_the_first_change(db_url: str) -> None:
     assert (after[2].start_ms, after[2].end_ms) == (3000, 3800)
 
 
-def test_store_thread_keeps_one_writer_in_order_past_a_failure(db_url: str) -> None:
-    async def scenario() -> tuple[Any, list[str]]:
+def test_store_process_writes_in_order_past_a_failure_and_a_dead_worker(db_url: str) -> None:
+    async def scenario() -> tuple[Any, list[str | None], str]:
         engine, repo = await _migrated_repo(db_url)
-        store = StoreThread(db_url)
-        await asyncio.to_thread(store.start)
-        seen: list[str] = []
-        loop_thread = threading.get_ident()
-
-        def write(n: int) -> Callable[[CallRepository], Awaitable[None]]:
-            async def job(r: CallRepository) -> None:
-                assert threading.get_ident() != loop_thread  # off the caller's loop
-                if n == 2:
-                    raise RuntimeError("store hiccup")
-                await r.add_event("CA3", "tick", n, {"n": n})
-                seen.append(f"event {n}")
-
-            return job
-
-        last = store.submit(lambda r: r.start_call("CA3"))
-        for n in range(5):
-            last = store.submit(write(n), after=last)
-        # The failed job surfaces in its own future; the ones after it still run.
-        await asyncio.wait_for(asyncio.wrap_future(last), 10)
-        await asyncio.to_thread(store.stop)
+        store = StoreProcess(db_url)
+        await store.start()
         try:
-            return await repo.get_call("CA3"), seen
+            futures = [store.submit("start_call", "CA3")]
+            futures += [store.submit("add_event", "CA3", "tick", n, {"n": n}) for n in (0, 1)]
+            futures.append(store.submit("add_event", "CAnope", "tick", 2))  # no such call
+            futures += [store.submit("add_event", "CA3", "tick", n, {"n": n}) for n in (3, 4)]
+            await asyncio.gather(*futures, return_exceptions=True)
+            errors = [str(f.exception()) if f.exception() else None for f in futures]
+            # The worker dies (killed, out of memory, ...) with a write in flight: that one
+            # fails, and the next write starts a new worker.
+            store.kill()
+            lost = store.submit("add_event", "CA3", "tick", 5, {})
+            with pytest.raises(StoreWriteError) as died:
+                await lost
+            await store.submit("add_event", "CA3", "tick", 6, {})
+        finally:
+            await store.stop()
+        try:
+            return await repo.get_call("CA3"), errors, str(died.value)
         finally:
             await engine.dispose()
 
-    record, seen = run(scenario())
-    assert seen == ["event 0", "event 1", "event 3", "event 4"]
-    assert [e.at_ms for e in record.events] == [0, 1, 3, 4]
+    record, errors, died = run(scenario())
+    assert errors[:3] == [None, None, None]
+    assert errors[3] is not None
+    assert "UnknownCallError" in errors[3]
+    assert errors[4:] == [None, None]
+    assert "exited" in died
+    assert [e.at_ms for e in record.events] == [0, 1, 3, 4, 6]
 
 
-def test_store_thread_refuses_an_in_memory_database() -> None:
+def test_store_process_refuses_an_in_memory_database() -> None:
     with pytest.raises(ValueError, match="in-memory SQLite"):
-        StoreThread("sqlite+aiosqlite:///:memory:")
+        StoreProcess("sqlite+aiosqlite:///:memory:")

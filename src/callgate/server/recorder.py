@@ -1,35 +1,39 @@
 """Writes a live call into the call store as it happens.
 
 The repository commits every write, so a crash mid-call keeps what was said. The audio
-path never waits on the database, and the database's work does not run on the audio
-event loop either: each write is handed to the store thread
-(:class:`~callgate.storage.store_thread.StoreThread`) and chained after this call's
-previous one, so one call's writes stay in order. A store that fails must not take the
-call down with it. Each failure is logged with the call SID and counted, and the call
-goes on.
+path never waits on the database, and the database's work does not run in the audio
+process's interpreter either: each write is handed to the store process
+(:class:`~callgate.storage.store_process.StoreProcess`), which runs writes in the order
+they were handed over. A store that fails must not take the call down with it. Each
+failure is logged with the call SID and counted, and the call goes on.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 from callgate.config import Settings
 from callgate.conversation.transcripts import Turn
-from callgate.storage.repository import CallRepository, NewTurn
 from callgate.storage.repository import CallStats as StoredStats
-from callgate.storage.store_thread import StoreThread
+from callgate.storage.repository import NewTurn
 
 log = logging.getLogger("callgate.recorder")
+
+
+class StoreWriter(Protocol):
+    """Runs ``CallRepository`` writes elsewhere, in the order they were submitted."""
+
+    def submit(self, method: str, *args: Any, **kwargs: Any) -> asyncio.Future[None]: ...
 
 
 class CallRecorder:
     """One call's writer. All methods are safe to call in any order; failures are logged."""
 
-    def __init__(self, store: StoreThread, settings: Settings) -> None:
+    def __init__(self, store: StoreWriter, settings: Settings) -> None:
         self._store = store
         self._frame_s = settings.audio_frame_size_ms / 1000.0
         self._usd_per_s = (
@@ -37,20 +41,25 @@ class CallRecorder:
         )
         self.call_sid: str | None = None
         self.failures = 0
-        self._last: concurrent.futures.Future[None] | None = None
+        self._last: asyncio.Future[None] | None = None
 
-    async def _safely(self, what: str, write: Callable[[CallRepository], Awaitable[Any]]) -> None:
-        """Queue a write after this call's previous one; returns at once."""
+    async def _safely(self, what: str, method: str, *args: Any, **kwargs: Any) -> None:
+        """Hand a write to the store; returns at once."""
         call_sid = self.call_sid
 
-        async def job(repo: CallRepository) -> None:
-            try:
-                await write(repo)
-            except Exception as exc:
+        def done(future: asyncio.Future[None]) -> None:
+            if not future.cancelled() and (exc := future.exception()) is not None:
                 self.failures += 1
                 log.error("call store: %s of call %s failed: %s", what, call_sid, exc)
 
-        self._last = self._store.submit(job, after=self._last)
+        try:
+            future = self._store.submit(method, *args, **kwargs)
+        except Exception as exc:
+            self.failures += 1
+            log.error("call store: %s of call %s not written: %s", what, call_sid, exc)
+            return
+        future.add_done_callback(done)
+        self._last = future
 
     async def started(self, call_sid: str, stream_sid: str, parameters: Mapping[str, str]) -> None:
         """The stream started: create the call row (a reconnecting stream keeps the old one)."""
@@ -58,9 +67,11 @@ class CallRecorder:
         from_number, to_number = parameters.get("From"), parameters.get("To")
         await self._safely(
             "start",
-            lambda repo: repo.start_call(
-                call_sid, stream_sid=stream_sid, from_number=from_number, to_number=to_number
-            ),
+            "start_call",
+            call_sid,
+            stream_sid=stream_sid,
+            from_number=from_number,
+            to_number=to_number,
         )
 
     async def transcript(self, turns: Sequence[Turn]) -> None:
@@ -68,22 +79,19 @@ class CallRecorder:
         if (call_sid := self.call_sid) is None:
             return
         rows = [NewTurn(t.speaker, t.text, t.start_ms, t.end_ms, t.interrupted) for t in turns]
-        await self._safely("transcript", lambda repo: repo.sync_turns(call_sid, rows))
+        await self._safely("transcript", "sync_turns", call_sid, rows)
 
     async def field(self, name: str, value: str, *, confirmed: bool = False) -> None:
         """A lead field collected (normalized); a later value for the same field wins."""
         if (call_sid := self.call_sid) is None:
             return
-        await self._safely(
-            "field", lambda repo: repo.set_field(call_sid, name, value, confirmed=confirmed)
-        )
+        await self._safely("field", "set_field", call_sid, name, value, confirmed=confirmed)
 
     async def event(self, kind: str, at_ms: int, detail: Mapping[str, Any]) -> None:
         """A barge-in, reconnect, loop, error, ... with what a reader needs to know."""
         if (call_sid := self.call_sid) is None:
             return
-        data = dict(detail)
-        await self._safely("event", lambda repo: repo.add_event(call_sid, kind, at_ms, data))
+        await self._safely("event", "add_event", call_sid, kind, at_ms, dict(detail))
 
     async def finished(
         self, end_reason: str, frames_in: int, frames_sent: int, frames_withheld: int
@@ -100,10 +108,11 @@ class CallRecorder:
             audio_withheld_s=withheld_s,
             est_cost_saved_usd=withheld_s * self._usd_per_s,
         )
-        await self._safely("finish", lambda repo: repo.finish_call(call_sid, end_reason, stats))
+        await self._safely("finish", "finish_call", call_sid, end_reason, stats)
         await self.flush()
 
     async def flush(self) -> None:
         """Wait until every queued write is done (the end of the call)."""
         if self._last is not None:
-            await asyncio.wrap_future(self._last)
+            with contextlib.suppress(Exception):  # logged by the job's callback
+                await self._last
