@@ -3,6 +3,10 @@
 Every detector is fed the clip as a live call would deliver it (20 ms chunks, in order,
 one fresh instance per clip). External VADs get the same 200 ms pre-roll and 80 ms
 hangover as the gate, so differences come from the decisions, not from the padding.
+The gate's own sending goes further in one respect: its onset lookback sends, at
+confirmation, audio before the 200 ms pre-roll where the signal shows the speech began
+earlier (up to ``onset_lookback_ms``). ``gate-fixed-preroll`` is the gate with the lookback
+off, for a comparison on equal padding.
 """
 
 from __future__ import annotations
@@ -169,6 +173,7 @@ def _legacy_factory() -> Callable[[], Any]:
 
 DETECTOR_NAMES = (
     "gate",
+    "gate-fixed-preroll",
     "gate+silero",
     "gate+silero-m8",
     "legacy-energy",
@@ -190,6 +195,10 @@ def build_detectors(
         try:
             if name == "gate":
                 detectors.append(FrameGateDetector(name, _gate_factory(opts)))
+            elif name == "gate-fixed-preroll":
+                # Only the shared 200 ms pre-roll (and the candidate frames) before an onset.
+                fixed = {**opts, "onset_lookback_ms": 0}
+                detectors.append(FrameGateDetector(name, _gate_factory(fixed)))
             elif name == "gate+silero":
                 detectors.append(
                     FrameGateDetector(name, _gate_factory({**opts, "confirmer": "silero"}))

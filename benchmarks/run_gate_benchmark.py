@@ -182,6 +182,16 @@ def main(argv: list[str] | None = None) -> int:
                 res.frames += clip.frames
                 res.add_clip(clip.spec.kind, clip.spec.family, clip.spec.talker, sent, clip.labels)
                 progress.advance(task)
+    if any(d.name.startswith("gate") and d.name != "gate-fixed-preroll" for d in detectors):
+        notes = [
+            *notes,
+            "The gate rows use the gate's onset lookback: at confirmation the gate also sends "
+            "audio from before the shared 200 ms pre-roll where the signal shows the speech "
+            "began earlier (an earlier syllable of the caller or a soft start, at most "
+            "AUDIO_ONSET_LOOKBACK_MS, 480 ms by default, before the onset). The other VADs "
+            "get the fixed 200 ms pre-roll only. `gate-fixed-preroll` is the gate with the "
+            "lookback off (AUDIO_ONSET_LOOKBACK_MS=0), for a comparison on equal padding.",
+        ]
     if gate_options:
         notes = [*notes, f"gate options: {gate_options}"]
     body = render(list(results.values()), clips, notes)

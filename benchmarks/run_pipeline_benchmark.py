@@ -13,7 +13,8 @@ speech (utterance start + its length) to the first agent media message that arri
 it, on the caller's clock. The server's side of each turn (``PipelineLink.stats.timings``:
 STT, agent and first-sentence TTS from the commit) is matched to it, so the table shows
 where the time goes; "end of speech → commit" is the gate's end-of-turn silence
-(END_OF_TURN_SILENCE_MS) plus its detection lag.
+(END_OF_TURN_SILENCE_MS) plus its detection lag. The links are the server's own: the app
+gets ``open_link`` wrapping ``backends.pipeline_opener``, which keeps each link it opens.
 
 Part 1 runs ``--calls`` calls one after another (a 6-answer lead form each). Part 2 runs N
 calls at once (a 3-answer script, starts staggered over ``--stagger`` seconds) for each N
@@ -36,7 +37,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -50,6 +50,8 @@ from callgate.fallback.pipeline import PipelineLink
 from callgate.peers.twilio_caller import CallerTurns, CallResult, place_call
 from callgate.server import backends
 from callgate.server.app import create_app
+from callgate.server.call import ModelLink
+from callgate.speech import warm_up
 from callgate.synth.channel import telephone_channel
 from callgate.synth.scenes import db_to_amp
 from tests.bridge_harness import running_app
@@ -72,12 +74,24 @@ SHORT_LINES = LEAD_LINES[:3]
 LINKS: list[PipelineLink] = []
 
 
-class RecordedLink(PipelineLink):
-    """The real pipeline link, remembered so its per-turn timings can be read afterwards."""
+def recording_opener(
+    settings: Settings, *, speculate: bool = True
+) -> tuple[backends.LinkOpener, backends.SpeechEngines]:
+    """The server's own pipeline opener (``backends.pipeline_opener``), passed to
+    ``create_app`` as its ``open_link``; every link it opens is kept, so its
+    ``stats.timings`` (STT, agent, first audio per answer) can be read after the call."""
+    engines = backends.speech_engines(settings)
+    opener = backends.pipeline_opener(settings, backends.call_form(settings), engines)
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        LINKS.append(self)
+    async def open_link(settings: Settings, call_sid: str) -> ModelLink:
+        link = await opener(settings, call_sid)
+        if isinstance(link, PipelineLink):
+            if not speculate:
+                link.speculate_after_ms = 0  # transcribe after the commit only (A/B runs)
+            LINKS.append(link)
+        return link
+
+    return open_link, engines
 
 
 # --- caller side -----------------------------------------------------------------------------
@@ -122,6 +136,8 @@ class Turn:
     tts_ms: float | None = None
     server_ms: float | None = None
     """Commit → first reply audio handed to the call (``first_audio_s``)."""
+    speculative: bool = False
+    """The transcript came from a transcription started before the commit."""
 
 
 @dataclass
@@ -155,6 +171,7 @@ def _turns(
                 turn.stt_ms = 1000 * timing.stt_s
                 turn.agent_ms = 1000 * timing.agent_s
                 turn.server_ms = 1000 * timing.first_audio_s
+                turn.speculative = timing.speculative
                 if timing.first_audio_s:
                     turn.tts_ms = 1000 * (timing.first_audio_s - timing.stt_s - timing.agent_s)
                 break
@@ -251,7 +268,7 @@ def breakdown_table(turns: list[Turn]) -> str:
         rows.append(f"| {name} | {_ms(pct(values, 0.5))} | {_ms(pct(values, 0.95))} |")
 
     row("end of speech → commit (gate end-of-turn silence + detection)", _vals(matched, "commit"))
-    row("commit → transcript (faster-whisper tiny.en)", _vals(matched, "stt"))
+    row("commit → transcript (faster-whisper tiny.en, started at the pause)", _vals(matched, "stt"))
     row("transcript → reply text (local form agent)", _vals(matched, "agent"))
     row("reply text → first sentence audio (Piper)", _vals(matched, "tts"))
     transport = [
@@ -290,7 +307,6 @@ def level_table(levels: list[Level], lines: int) -> str:
 
 
 async def run(args: argparse.Namespace) -> tuple[Level, list[Level]]:
-    setattr(backends, "PipelineLink", RecordedLink)  # noqa: B010  (record every link)
     bed = room_noise()
     progress = Progress(
         TextColumn("{task.description}"),
@@ -304,7 +320,10 @@ async def run(args: argparse.Namespace) -> tuple[Level, list[Level]]:
         short = lead[: len(SHORT_LINES)]
         progress.update(voices, completed=1)
 
-        app = create_app(fallback_settings(), hang_up=_no_hang_up)
+        settings = fallback_settings()
+        open_link, engines = recording_opener(settings, speculate=not args.no_speculation)
+        await asyncio.to_thread(warm_up, engines.stt, engines.tts)  # as create_app does
+        app = create_app(settings, open_link=open_link, hang_up=_no_hang_up)
         async with running_app(app) as base:
             seq_task = progress.add_task("one call at a time", total=args.calls)
             t0 = time.monotonic()
@@ -353,12 +372,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--calls", type=int, default=3, help="sequential calls (6 answers each)")
     parser.add_argument("--levels", type=int, nargs="+", default=[1, 2, 4, 6, 8])
     parser.add_argument("--stagger", type=float, default=3.0, help="spread of call starts, s")
+    parser.add_argument(
+        "--no-speculation",
+        action="store_true",
+        help="transcribe only after the commit (the pipeline before speculative STT)",
+    )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
 
     wall0 = time.monotonic()
+    load_before = os.getloadavg()[0]
     sequential, levels = asyncio.run(run(args))
     wall = time.monotonic() - wall0
+    load_after = os.getloadavg()[0]
 
     delays = sequential.delays
     p50, p95 = pct(delays, 0.5), pct(delays, 0.95)
@@ -380,7 +406,8 @@ def main(argv: list[str] | None = None) -> None:
         [
             f"Generated {date} by `{command.strip()}` on the shared 2-core machine "
             f"({os.cpu_count()} CPUs seen; server and callers in one process), in "
-            f"{wall / 60:.1f} min. Embedded default path (no OPENAI_API_KEY): speech gate, "
+            f"{wall / 60:.1f} min; 1-minute load average {load_before:.2f} at the start, "
+            f"{load_after:.2f} at the end. Embedded default path (no OPENAI_API_KEY): speech gate, "
             "faster-whisper tiny.en, local form agent, Piper; caller = Piper voice on a phone "
             "line in -55 dBFS room noise, `MIN_SPEECH_RMS=600` as in "
             "tests/test_fallback_e2e.py. Delay = end of the caller's speech → first agent "
@@ -393,6 +420,12 @@ def main(argv: list[str] | None = None) -> None:
             f"**{'met' if target_met else 'not met'}**.",
             "",
             breakdown_table(sequential.turns),
+            "",
+            ("Speculative transcription off (`--no-speculation`). " if args.no_speculation else "")
+            + f"Speculative transcription: {sum(t.speculative for t in sequential.turns)} of "
+            f"{len(sequential.turns)} answers were answered from a transcription started when "
+            "the caller's audio paused (150 ms), before the commit; the others were "
+            "transcribed after it (audio arrived after the pause, or the STT was busy).",
             "",
             f"**Concurrent calls** ({len(SHORT_LINES)} answers each, starts spread over "
             f"{args.stagger:g} s; stops after the level where p50 doubles or a call fails): "

@@ -32,5 +32,8 @@ if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
   .venv/bin/python -m pip install -q -e '.[dev,bench,confirmer]'
   # silero-vad declares torch as a hard dependency; callgate only reads its ONNX file.
   .venv/bin/python -m pip install -q --no-deps 'silero-vad==6.2.3'
+  # pipecat-ai ships the Smart Turn v3.2 end-of-turn ONNX (END_OF_TURN_MODEL=smart_turn);
+  # callgate only reads that file, so none of pipecat's dependencies are needed.
+  .venv/bin/python -m pip install -q --no-deps 'pipecat-ai==1.14.0'
   echo "$want" >"$stamp"
 fi

@@ -43,3 +43,16 @@ def test_a_broken_form_file_names_form_path() -> None:
     )
     with pytest.raises(ConfigError, match="FORM_PATH"):
         call_form(settings)
+
+
+def test_early_transcription_defaults_follow_the_stt_in_use() -> None:
+    def early(env: dict[str, str]) -> int:
+        return load_settings(env, env_file=None).early_stt_ms
+
+    assert early({"OPENAI_API_KEY": "", "STT_BACKEND": "local"}) == 150
+    # Each stale early transcription would be a paid request.
+    assert early({"OPENAI_API_KEY": "sk-x", "STT_BACKEND": "openai"}) == 0
+    assert early({"OPENAI_API_KEY": "sk-x", "STT_BACKEND": "openai", "STT_EARLY_MS": "300"}) == 300
+    assert early({"OPENAI_API_KEY": "", "STT_EARLY_MS": "0"}) == 0
+    with pytest.raises(ConfigError, match="STT_EARLY_MS"):
+        load_settings({"STT_EARLY_MS": "-5"}, env_file=None)

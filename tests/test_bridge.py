@@ -479,7 +479,8 @@ def test_a_pre_opened_connection_whose_stream_never_comes_is_closed(
     assert waiting == 0
 
 
-def test_the_call_is_stored_as_it_goes_and_served_by_the_api() -> None:
+@pytest.mark.parametrize("store_process", ["false", "true"])
+def test_the_call_is_stored_as_it_goes_and_served_by_the_api(store_process: str) -> None:
     rng = np.random.default_rng(8)
     room = -58
     pcm = to_pcm(
@@ -499,7 +500,7 @@ def test_the_call_is_stored_as_it_goes_and_served_by_the_api() -> None:
 
     async def scenario() -> tuple[CallResult, list[int], dict[str, Any], list[Any]]:
         async with RealtimePeer(PeerOptions(responder=long_answer, pace=1.0)) as peer:
-            app = create_app(bridge_settings(peer.url))
+            app = create_app(bridge_settings(peer.url, STORE_PROCESS=store_process))
             async with running_app(app) as base, httpx.AsyncClient(base_url=base) as client:
                 result = await place_call(ws_url(base), pcm, realtime=True, tail_ms=1500)
                 await asyncio.sleep(0.3)

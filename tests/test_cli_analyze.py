@@ -7,6 +7,7 @@ answer is known: where the burst starts, how many frames there are, which file i
 from __future__ import annotations
 
 import csv
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -81,6 +82,13 @@ def test_single_wav_writes_one_row_per_frame_with_preroll(tmp_path: Path) -> Non
     assert sent[onset - 10 : first_speech + 1] == [1] * (first_speech + 11 - onset)
     assert sent[onset - 11] == 0
     assert sum(sent[:40]) == 0  # the low noise before the burst is never sent
+    assert list(rows[0])[-2:] == ["lookback_frames", "residual_snr_db"]
+    # A hard onset from low noise: nothing to look back for.
+    assert {r["lookback_frames"] for r in rows} == {"0"}
+    # The music-removed SNR exists only while music was playing (the frame before).
+    for before, row in itertools.pairwise(rows):
+        if before["music"] == "0":
+            assert row["residual_snr_db"] == "nan"
     assert rows[first_speech]["snr_db"].count(".") == 1
     assert len(rows[first_speech]["snr_db"].split(".")[1]) == 2
     assert "call.wav" in output

@@ -6,7 +6,14 @@ from datetime import datetime
 
 import pytest
 
-from callgate.conversation.extract import detect_language, extract, parse_when, phone_runs
+from callgate.conversation.extract import (
+    detect_language,
+    emails,
+    extract,
+    parse_when,
+    phone_runs,
+    respell_email,
+)
 
 NOW = datetime(2025, 3, 10, 9, 0)
 
@@ -116,3 +123,60 @@ def test_language_detection() -> None:
     assert detect_language("hello") == "en"
     assert detect_language("4155552671") is None
     assert extract("כן", now=NOW).language == "he"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # What tiny.en writes for digits: "for" 4, "to" 2, "ate" 8, "oh" 0.
+        ("My number is for 1 5 5 5 5 2 6 7 1", ("4155552671", "155552671")),
+        ("four one five, five five five, to six seven one", ("4155552671",)),
+        ("two one two five five five oh one nine ate", ("2125550198",)),
+        ("six four six double five five three four one two", ("6465553412",)),
+        ("triple five one two three four five six", ("555123456",)),
+        # A sound-alike that is only a word stays a word.
+        ("call 212 555 0198 for now", ("2125550198",)),
+        ("a number for 212 555 0198", ("42125550198", "2125550198")),
+        ("I want to go to the store", ()),
+    ],
+)
+def test_phone_runs_with_spoken_digits(text: str, expected: tuple[str, ...]) -> None:
+    assert phone_runs(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # Spelled letters, as the transcriber writes them.
+        ("J-O-H-N at example dot com", ("john@example.com",)),
+        ("it is j. o. h. n. at gmail dot com", ("john@gmail.com",)),
+        ("john underscore smith at gmail dot com", ("john_smith@gmail.com",)),
+        # The spoken "dot" written as a full stop, before the "at".
+        ("My email is Dana. Cohen at example.com", ("dana.cohen@example.com", "cohen@example.com")),
+        ("Sure. John at example dot com", ("john@example.com",)),
+        # "at" heard as "and", or glued into the words around it.
+        ("david.lovey and outlook.com", ("david.lovey@outlook.com",)),
+        ("david.leviandoutlook.com", ("david.levi@outlook.com",)),
+        ("my email is emilyatdavis.org.", ("emily@davis.org",)),
+        ("sandragmail.com", ()),
+    ],
+)
+def test_emails_as_transcribed(text: str, expected: tuple[str, ...]) -> None:
+    assert emails(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("address", "name", "expected"),
+    [
+        ("daniel.cats@example.org", "Daniel Katz", "daniel.katz@example.org"),
+        ("sera.miller@yahoo.com", "Sarah Miller", "sarah.miller@yahoo.com"),
+        ("dana.com@example.com", "Dana Cohen", "dana.cohen@example.com"),
+        # Short forms and other words are the caller's choice: left alone.
+        ("dan.cohen@example.com", "Dana Cohen", "dan.cohen@example.com"),
+        ("mike.brown@example.com", "Michael Brown", "mike.brown@example.com"),
+        ("info@example.com", "Dana Cohen", "info@example.com"),
+        ("dana@example.com", "דנה כהן", "dana@example.com"),
+    ],
+)
+def test_respell_email_after_the_callers_name(address: str, name: str, expected: str) -> None:
+    assert respell_email(address, name) == expected

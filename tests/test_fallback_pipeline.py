@@ -42,18 +42,27 @@ class ScriptedStt:
     name = "scripted"
     languages: frozenset[str] | None = None
 
-    def __init__(self, texts: list[str]) -> None:
+    def __init__(self, texts: list[str] | dict[int, str]) -> None:
         self.texts = texts
+        """A list: returned in order; a dict: the text for an utterance of that many samples."""
         self.heard_samples: list[int] = []
+        self.prompts: list[str | None] = []
+        self.finished = 0
         self.hold = asyncio.Event()
         self.hold.set()
         self.fail = False
 
-    async def transcribe(self, pcm16: npt.NDArray[np.int16], language: str | None = None) -> str:
+    async def transcribe(
+        self, pcm16: npt.NDArray[np.int16], language: str | None = None, prompt: str | None = None
+    ) -> str:
         self.heard_samples.append(pcm16.size)
+        self.prompts.append(prompt)
         await self.hold.wait()
+        self.finished += 1
         if self.fail:
             raise RuntimeError("stt backend down")
+        if isinstance(self.texts, dict):
+            return self.texts.get(pcm16.size, "")
         return self.texts.pop(0) if self.texts else ""
 
 
@@ -118,7 +127,7 @@ async def test_the_greeting_is_spoken_sentence_by_sentence() -> None:
 @synchronous
 async def test_a_turn_is_transcribed_answered_and_its_fields_reported() -> None:
     stt = ScriptedStt(["My name is Dana Cohen."])
-    link = PipelineLink(agent(), stt, ScriptedTts(), greet=False)
+    link = PipelineLink(agent(), stt, ScriptedTts(), greet=False, speculate_after_ms=0)
     await link.append_audio(ULAW_SPEECH)
     await link.commit()
     await link.create_response()
@@ -224,6 +233,9 @@ async def test_replies_are_spoken_in_the_agents_language(reply_language: str) ->
 
         async def on_caller_turn(self, text: str) -> AgentReply:
             return AgentReply("Ok.", reply_language)
+
+        def instruct(self, text: str) -> None:
+            pass
 
     tts = ScriptedTts()
     link = PipelineLink(OneLiner(), ScriptedStt([]), tts)

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from callgate.audio import FrameDecision, GateOptions, SpeechGate
 from callgate.audio.agc import AgcOptions
 from callgate.audio.codec import pcm16_to_ulaw
-from callgate.audio.decision import SILENCE
+from callgate.audio.decision import SILENCE, sent_mask
 from tests.conftest import to_pcm, voiced, white
 
 
@@ -31,7 +31,17 @@ def _call(seed: int, speech_db: float, noise_db: float) -> npt.NDArray[np.int16]
 
 def _summary(decisions: list[FrameDecision]) -> list[tuple[object, ...]]:
     return [
-        (d.index, d.state, d.sent, d.preroll_frames, d.snr_db, d.noise_dbfs, d.gain_db, d.music)
+        (
+            d.index,
+            d.state,
+            d.sent,
+            d.preroll_frames,
+            d.lookback_frames,
+            d.snr_db,
+            d.noise_dbfs,
+            d.gain_db,
+            d.music,
+        )
         for d in decisions
     ]
 
@@ -104,12 +114,19 @@ def test_preroll_is_the_audio_just_before_the_onset(pcm: npt.NDArray[np.int16]) 
     decisions = gate.process_pcm16(pcm)
     n = gate.frame_samples
     onsets = [d for d in decisions if d.preroll_frames]
+    most = options.lookback_frames + options.max_attempt_ms // options.frame_ms
     for d in onsets:
         start = (d.index - d.preroll_frames) * n
         assert np.array_equal(d.audio, pcm[start : (d.index + 1) * n])
+        # At least the fixed pre-roll (unless earlier audio was already sent), at most the
+        # onset lookback plus the candidate frames; the lookback part is reported apart.
         assert d.preroll_frames >= min(d.index, options.preroll_frames) or any(
             e.sent for e in decisions[d.index - options.preroll_frames : d.index]
         )
+        assert d.preroll_frames <= most
+        assert 0 <= d.lookback_frames <= options.lookback_frames - options.preroll_frames
+        if d.lookback_frames:  # frames beyond a full pre-roll
+            assert d.preroll_frames >= options.preroll_frames + d.lookback_frames
     for d in decisions:
         if d.sent and not d.preroll_frames:
             assert np.array_equal(d.audio, pcm[d.index * n : (d.index + 1) * n])
@@ -149,3 +166,19 @@ def test_echo_guard_raises_only_the_start_threshold() -> None:
     guarded.start_boost_db = 15.0
     assert any(d.sent for d in plain)
     assert not any(d.sent for d in guarded.process_pcm16(pcm))
+
+
+@settings(max_examples=25, deadline=None)
+@given(pcm=calls)
+def test_onset_lookback_only_adds_audio_before_onsets(pcm: npt.NDArray[np.int16]) -> None:
+    # The lookback changes what is sent at a confirmation, never a decision: same states,
+    # same reasons, and a superset of the frames that reach the model.
+    with_lookback = SpeechGate().process_pcm16(pcm)
+    fixed = SpeechGate(GateOptions(onset_lookback_ms=0)).process_pcm16(pcm)
+    assert [(d.state, d.reason, d.snr_db) for d in with_lookback] == [
+        (d.state, d.reason, d.snr_db) for d in fixed
+    ]
+    wide, narrow = sent_mask(with_lookback), sent_mask(fixed)
+    assert not (narrow & ~wide).any()
+    assert all(d.lookback_frames == 0 for d in fixed)
+    assert sum(d.lookback_frames for d in with_lookback) == int((wide & ~narrow).sum())

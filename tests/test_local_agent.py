@@ -6,7 +6,7 @@ import asyncio
 from datetime import datetime
 
 from callgate.conversation.agents.base import AgentReply, EndCall
-from callgate.conversation.agents.local import LocalFormAgent
+from callgate.conversation.agents.local import LocalFormAgent, stt_prompt_for
 from callgate.conversation.form import load_form
 
 NOW = datetime(2025, 3, 10, 9, 0)
@@ -157,3 +157,40 @@ def test_after_end_the_agent_says_goodbye_again() -> None:
     assert late.say == replies[-1].say
     assert late.end_call == EndCall("caller_goodbye")
     assert late.field_updates == {}
+
+
+def test_stt_prompt_follows_the_question_and_the_callers_name() -> None:
+    agent = _agent(region="US", language="en")
+    prompts: list[str | None] = []
+
+    async def go() -> None:
+        await agent.start()
+        prompts.append(agent.stt_prompt())  # asking the name
+        await agent.on_caller_turn("my name is Daniel Katz")
+        prompts.append(agent.stt_prompt())  # asking the phone
+        await agent.on_caller_turn("nine one seven five five five eight eight two zero")
+        prompts.append(agent.stt_prompt())  # reading the phone back
+        await agent.on_caller_turn("yes")
+        await agent.on_caller_turn("I need a new roof")
+        prompts.append(agent.stt_prompt())  # asking the e-mail
+        reply = await agent.on_caller_turn("daniel dot cats at example dot org")
+        assert reply.field_updates == {"email": "daniel.katz@example.org"}  # as the name
+
+    asyncio.run(go())
+    assert prompts[0] is None
+    assert prompts[1] == prompts[2] == stt_prompt_for("phone")
+    assert prompts[3] == stt_prompt_for("email", "Daniel Katz")
+    assert "Daniel Katz" in (prompts[3] or "")
+    assert "dot" in (prompts[3] or "")
+
+
+def test_no_stt_prompt_in_hebrew() -> None:
+    agent = _agent(language="he")
+
+    async def go() -> None:
+        await agent.start()
+        await agent.on_caller_turn("קוראים לי משה כהן")
+
+    asyncio.run(go())
+    assert agent.lead.values["full_name"] == "משה כהן"
+    assert agent.stt_prompt() is None

@@ -18,6 +18,8 @@ from openai import AsyncOpenAI
 from benchmarks.run_speech_benchmark import word_error_rate
 from callgate.audio.codec import ulaw_to_pcm16
 from callgate.config import Settings, load_settings
+from callgate.conversation.agents.local import stt_prompt_for
+from callgate.conversation.extract import phone_runs
 from callgate.peers.audio_api import AudioPeer
 from callgate.realtime.link import openai_client
 from callgate.speech import (
@@ -276,6 +278,20 @@ def test_local_stt_transcribes_telephone_speech(piper: PiperTTS, whisper: LocalW
         assert word_error_rate(text, transcript) <= 0.25, (text, transcript)
 
 
+def test_the_phone_prompt_keeps_repeated_digits(whisper: LocalWhisperSTT) -> None:
+    """tiny.en writes "718-55-0143" for "seven one eight, five five five, ..." unprompted;
+    told that a phone number comes (the local agent's prompt) it keeps all three fives."""
+    steady = PiperTTS(noise_scale=0.0, noise_w_scale=0.0)  # the same audio every run
+    said = {
+        "My number is seven one eight, five five five, zero one four three.": "7185550143",
+        "My number is nine one seven, five five five, eight eight two zero.": "9175558820",
+    }
+    prompt = stt_prompt_for("phone")
+    for text, digits in said.items():
+        heard = run(lambda: whisper.transcribe(telephone_speech(steady, text), "en", prompt))  # noqa: B023
+        assert phone_runs(heard) == (digits,), heard
+
+
 def test_local_stt_returns_empty_for_silence(whisper: LocalWhisperSTT) -> None:
     rng = np.random.default_rng(5)
     hiss = (rng.standard_normal(16000) * 30).astype(np.int16)  # 2 s of line hiss
@@ -379,12 +395,18 @@ def test_openai_backends_through_the_sdk(piper: PiperTTS, whisper: LocalWhisperS
             audio = await tts.synthesize(said, "en")
             stt = OpenAISTT(client, model="gpt-4o-mini-transcribe", language="en")
             text = await stt.transcribe(ulaw_to_pcm16(audio))
+            await stt.transcribe(ulaw_to_pcm16(audio), prompt="Phone number:")
             return audio, text, peer
 
     audio, text, peer = run(body)
     assert_speech_mulaw(audio, 2.0, 5.0)
     assert word_error_rate(said, text) <= 0.25, text
-    speech, transcription = peer.requests
+    speech, transcription, prompted = peer.requests
+    assert prompted.fields == {
+        "model": "gpt-4o-mini-transcribe",
+        "language": "en",
+        "prompt": "Phone number:",
+    }
     assert speech.path == "/v1/audio/speech"
     assert speech.fields == {
         "model": "gpt-4o-mini-tts",
@@ -541,3 +563,26 @@ def test_warm_up_loads_the_local_models_once(whisper: LocalWhisperSTT) -> None:
     started = time.perf_counter()
     warm_up(other, OpenAISTT(AsyncOpenAI(api_key="sk-x", base_url="http://127.0.0.1:9/v1")))
     assert time.perf_counter() - started < 5.0
+
+
+def test_local_stt_is_busy_until_every_transcription_thread_is_done(
+    piper: PiperTTS, whisper: LocalWhisperSTT
+) -> None:
+    clip = telephone_speech(piper, "Could you repeat that please?")
+
+    async def body() -> list[bool]:
+        seen = [whisper.busy]
+        task = asyncio.create_task(whisper.transcribe(clip))
+        await asyncio.sleep(0.05)
+        seen.append(whisper.busy)  # running in its thread
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        seen.append(whisper.busy)  # cancelled, but the thread still runs
+        for _ in range(200):
+            if not whisper.busy:
+                break
+            await asyncio.sleep(0.05)
+        seen.append(whisper.busy)
+        return seen
+
+    assert run(body) == [False, True, True, False]

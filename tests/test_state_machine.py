@@ -105,3 +105,37 @@ def test_confirmer_is_asked_only_when_dsp_would_confirm() -> None:
 def test_zero_hangover_ends_on_first_quiet_frame() -> None:
     m = SpeechStateMachine(StateMachineOptions(confirm_frames=1, hangover_frames=0))
     assert _walk(m, [9, 2]) == ["speech", "silence"]
+
+
+def test_a_frame_rising_through_stop_counts_towards_confirmation() -> None:
+    # 6 dB: above stop, below start (and voiced too weakly to open a candidate itself).
+    # The short syllable 9, 9 then confirms at once.
+    m = SpeechStateMachine(StateMachineOptions(confirm_frames=3, rise_frames=1))
+    assert _walk(m, [0, 6, 9, 9], voicing=0.5) == ["silence", "silence", "maybe_speech", "speech"]
+    # Without the rise credit the same syllable falls back after its dips.
+    m = SpeechStateMachine(StateMachineOptions(confirm_frames=3, rise_frames=0))
+    assert _walk(m, [0, 6, 9, 9, 2, 2, 2], voicing=0.5) == [
+        "silence",
+        "silence",
+        "maybe_speech",
+        "maybe_speech",
+        "maybe_speech",
+        "maybe_speech",
+        "silence",
+    ]
+
+
+def test_rise_credit_needs_the_frame_just_before_and_can_be_withheld() -> None:
+    m = SpeechStateMachine(StateMachineOptions(confirm_frames=3, rise_frames=1))
+    # A quiet frame between the rise and the candidate breaks the run.
+    assert _walk(m, [6, 2, 9, 9], voicing=0.5) == [
+        "silence",
+        "silence",
+        "maybe_speech",
+        "maybe_speech",
+    ]
+    m = SpeechStateMachine(StateMachineOptions(confirm_frames=3, rise_frames=1))
+    states = [m.step(s, START, STOP, 0.5, rise=False).state.value for s in [6, 9, 9]]
+    assert states == ["silence", "maybe_speech", "maybe_speech"]
+    with pytest.raises(ValueError, match="rise_frames"):
+        StateMachineOptions(rise_frames=-1)

@@ -24,7 +24,7 @@ from sqlalchemy.engine import make_url
 from callgate.storage.db import make_engine, make_sessionmaker, migrate
 from callgate.storage.models import Base, Outbox
 from callgate.storage.repository import CallRepository, CallStats, NewTurn, UnknownCallError
-from callgate.storage.store_process import StoreProcess, StoreWriteError
+from callgate.storage.store_process import InlineStore, StoreProcess, StoreWriteError
 
 POSTGRES_ENV = "CALLGATE_TEST_POSTGRES_URL"
 BACKENDS = [
@@ -295,3 +295,28 @@ def test_store_process_writes_in_order_past_a_failure_and_a_dead_worker(db_url: 
 def test_store_process_refuses_an_in_memory_database() -> None:
     with pytest.raises(ValueError, match="in-memory SQLite"):
         StoreProcess("sqlite+aiosqlite:///:memory:")
+
+
+def test_inline_store_writes_in_order_past_a_failure(db_url: str) -> None:
+    async def scenario() -> tuple[Any, list[bool]]:
+        engine, repo = await _migrated_repo(db_url)
+        store = InlineStore(repo)
+        await store.start()
+        try:
+            futures = [
+                store.submit("start_call", "CA4"),
+                store.submit("add_event", "CA4", "tick", 0),
+                store.submit("add_event", "CAnope", "tick", 1),  # no such call
+                store.submit("add_event", "CA4", "tick", 2),
+            ]
+        finally:
+            await store.stop()
+        failed = [f.exception() is not None for f in futures]
+        try:
+            return await repo.get_call("CA4"), failed
+        finally:
+            await engine.dispose()
+
+    record, failed = run(scenario())
+    assert failed == [False, False, True, False]
+    assert [e.at_ms for e in record.events] == [0, 2]

@@ -58,6 +58,20 @@ class Settings(BaseSettings):
     audio_hangover_frames: int = Field(
         4, ge=0, le=100, description="Frames still sent after SNR falls below the stop threshold."
     )
+    audio_onset_lookback_ms: int = Field(
+        480,
+        ge=0,
+        le=2_000,
+        description="Longest reach before the onset when the signal shows the speech began "
+        "earlier than AUDIO_PREROLL_MS covers, in ms; at most AUDIO_PREROLL_MS turns it off.",
+    )
+    audio_onset_snr_db: float = Field(
+        4.0,
+        ge=0,
+        le=60,
+        description="SNR (dB) a frame before the onset needs to count as the soft start of "
+        "the speech, for the onset lookback.",
+    )
     snr_start_normal: float = Field(8.0, ge=0, le=60, description="SNR (dB) that opens the gate.")
     snr_stop_normal: float = Field(
         5.0, ge=0, le=60, description="SNR (dB) below which speech ends."
@@ -108,6 +122,11 @@ class Settings(BaseSettings):
     gate_confirmer_threshold: float = Field(
         0.5, gt=0, lt=1, description="Silero speech probability a candidate needs to open."
     )
+    gate_music_residual: bool = Field(
+        True,
+        description="While music plays, the SNR of the sound between the music's held notes "
+        "may open and confirm candidates too (callers talking over loud music).",
+    )
 
     # --- the server and the call bridge ---------------------------------------------
     host: str = Field("127.0.0.1", description="Address callgate serve listens on.")
@@ -156,6 +175,28 @@ class Settings(BaseSettings):
         ge=0,
         le=3000,
         description="Digital silence appended after each utterance in server turn modes.",
+    )
+    end_of_turn_model: Literal["none", "smart_turn"] = Field(
+        "none",
+        description="End-of-turn model in client mode: 'smart_turn' asks Smart Turn v3.2 "
+        "(the ONNX file in the pipecat-ai wheel) after END_OF_TURN_MIN_SILENCE_MS and ends "
+        "the turn early when it hears a finished turn; 'none': no model.",
+    )
+    end_of_turn_model_threshold: float = Field(
+        0.5, ge=0, le=1, description="Probability of 'turn complete' that ends the turn early."
+    )
+    end_of_turn_clean_pause_snr_db: float | None = Field(
+        None,
+        ge=-20,
+        le=40,
+        description="Client mode: a turn may end after END_OF_TURN_MIN_SILENCE_MS when no "
+        "frame of the pause reached this SNR (dB). Unset: no such early end.",
+    )
+    end_of_turn_min_silence_ms: int = Field(
+        240,
+        ge=20,
+        le=5000,
+        description="Gate silence after which a turn may end early (client mode).",
     )
     echo_guard_db: float = Field(
         6.0,
@@ -207,6 +248,13 @@ class Settings(BaseSettings):
         "sqlite+aiosqlite:///./callgate.db",
         description="SQLAlchemy async URL of the call store (SQLite file or PostgreSQL).",
     )
+    store_process: bool = Field(
+        False,
+        description="Write live calls from a process of their own (true) or from the call "
+        "server's event loop, one write at a time (false). The process keeps ORM work off "
+        "the audio interpreter, which pays on a machine with a core to spare; on a saturated "
+        "2-core machine the extra process competes for the cores (docs/benchmarks.md).",
+    )
     crm_webhook_url: str = Field("", description="Where finished calls are POSTed (empty: off).")
     crm_hmac_secret: SecretStr = Field(
         SecretStr(""), description="Key of the HMAC-SHA256 signature header on CRM deliveries."
@@ -238,6 +286,15 @@ class Settings(BaseSettings):
     )
     stt_workers: int = Field(
         2, ge=1, le=64, description="Transcriptions that run at once (local STT threads)."
+    )
+    stt_early_ms: int | None = Field(
+        None,
+        ge=0,
+        le=2000,
+        description="Fallback path: start transcribing once the gate has sent nothing for "
+        "this long, before the turn is committed, and use the result if the caller did not "
+        "go on. 0: only after the commit. Unset: 150 with the local STT (it only uses idle "
+        "cores), 0 with 'openai' (each stale early transcription is a paid request).",
     )
     tts_backend: Literal["auto", "openai", "piper", "espeak"] = Field(
         "auto",
@@ -294,6 +351,11 @@ class Settings(BaseSettings):
                 f"AUDIO_FRAME_SIZE_MS ({frame})",
             ),
             (
+                self.audio_onset_lookback_ms % frame == 0,
+                f"AUDIO_ONSET_LOOKBACK_MS ({self.audio_onset_lookback_ms}) must be a multiple "
+                f"of AUDIO_FRAME_SIZE_MS ({frame})",
+            ),
+            (
                 self.noise_calibration_ms % frame == 0,
                 f"NOISE_CALIBRATION_MS ({self.noise_calibration_ms}) must be a multiple of "
                 f"AUDIO_FRAME_SIZE_MS ({frame})",
@@ -319,6 +381,23 @@ class Settings(BaseSettings):
                 f"({self.bandpass_high_hz})",
             ),
         ]
+        if self.end_of_turn_model != "none" or self.end_of_turn_clean_pause_snr_db is not None:
+            rules += [
+                (
+                    self.end_of_turn_min_silence_ms <= self.end_of_turn_silence_ms,
+                    f"END_OF_TURN_MIN_SILENCE_MS ({self.end_of_turn_min_silence_ms}) must be <= "
+                    f"END_OF_TURN_SILENCE_MS ({self.end_of_turn_silence_ms})",
+                ),
+                (
+                    self.end_of_turn_min_silence_ms % frame == 0,
+                    f"END_OF_TURN_MIN_SILENCE_MS ({self.end_of_turn_min_silence_ms}) must be a "
+                    f"multiple of AUDIO_FRAME_SIZE_MS ({frame})",
+                ),
+            ]
+        if self.end_of_turn_model != "none":
+            rules += [
+                (_turn_model_missing() == "", f"END_OF_TURN_MODEL: {_turn_model_missing()}"),
+            ]
         key = bool(self.openai_api_key.get_secret_value())
         realtime = self.realtime_path
         rules += [
@@ -375,6 +454,13 @@ class Settings(BaseSettings):
         return "openai" if self.openai_api_key.get_secret_value() else "local"
 
     @property
+    def early_stt_ms(self) -> int:
+        """``STT_EARLY_MS`` after resolving its default for the STT in use."""
+        if self.stt_early_ms is not None:
+            return self.stt_early_ms
+        return 150 if self.stt_kind == "local" else 0
+
+    @property
     def tts_kind(self) -> Literal["openai", "piper", "espeak"]:
         """The fallback path's text-to-speech after resolving ``auto``."""
         if self.tts_backend != "auto":
@@ -387,6 +473,8 @@ class Settings(BaseSettings):
         return GateOptions(
             frame_ms=frame,
             preroll_ms=self.audio_preroll_ms,
+            onset_lookback_ms=self.audio_onset_lookback_ms,
+            onset_snr_db=self.audio_onset_snr_db,
             normal=Thresholds(self.snr_start_normal, self.snr_stop_normal),
             music=Thresholds(self.snr_start_music, self.snr_stop_music),
             machine=StateMachineOptions(
@@ -408,6 +496,7 @@ class Settings(BaseSettings):
             ),
             confirmer=self.gate_confirmer,
             confirmer_threshold=self.gate_confirmer_threshold,
+            music_residual=self.gate_music_residual,
         )
 
     def legacy_vad_options(self) -> LegacyVadOptions:
@@ -426,6 +515,14 @@ class Settings(BaseSettings):
         if kind == "legacy":
             return LegacyEnergyVad(self.legacy_vad_options())
         raise ConfigError(f"unknown VAD {kind!r}; expected 'gate' or 'legacy'")
+
+
+def _turn_model_missing() -> str:
+    """Why the end-of-turn model cannot run here ('' when it can)."""
+    # Imported here: callgate.realtime's package imports this module.
+    from callgate.realtime.end_of_turn import missing  # noqa: PLC0415
+
+    return missing()
 
 
 def _describe(error: ValidationError) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -60,11 +61,19 @@ class FrameDecision:
     stop_threshold_db: float
     """SNR below which SPEECH starts counting hangover frames."""
     voicing: float
-    """Periodicity of the frame, 0..1 (0 where it was not computed)."""
+    """Periodicity of the frame, 0..1, as the gate judged it: 0 where it was not computed
+    and for a held tone (a horn, a held note), which is periodic but not a voice."""
     reason: str
     """A short, human-readable cause for the state after this frame."""
     audio: npt.NDArray[np.int16]
     """PCM16 samples to send now (empty when nothing is sent)."""
+    lookback_frames: int = 0
+    """Of ``preroll_frames``, those beyond the fixed pre-roll and the candidate frames:
+    sent because the signal showed the speech had begun earlier (onset lookback)."""
+    residual_snr_db: float = math.nan
+    """While music plays and the gate is not in speech: the SNR of the sound between the
+    music's held notes (NaN otherwise). The thresholds then judge the larger of this and
+    ``snr_db``."""
 
     @property
     def onset(self) -> bool:

@@ -53,8 +53,18 @@ class MusicOptions:
 class MusicDetector:
     """Frame-by-frame music flag with hysteresis."""
 
-    def __init__(self, window_samples: int, options: MusicOptions | None = None) -> None:
+    def __init__(
+        self,
+        window_samples: int,
+        options: MusicOptions | None = None,
+        *,
+        residual_held_frames: int = 0,
+    ) -> None:
+        """``residual_held_frames`` > 0 also measures the power between the notes
+        (:attr:`last_residual_db`): peaks that have stayed in their bin this many
+        analyses are taken out, so a note is out of it once it has lasted that long."""
         self.options = options or MusicOptions()
+        self._residual_held = residual_held_frames
         o = self.options
         self._window = np.hanning(window_samples)
         self._nfft = 1 << int(np.ceil(np.log2(window_samples)))
@@ -81,6 +91,9 @@ class MusicDetector:
         self._active_count = 0
         self._quiet_frames = 0
         self.last_held_share = 0.0
+        self.last_residual_db: float | None = None
+        """Power between the held notes (bins within one of a held peak left out), in dB
+        on the spectrum's own scale; ``None`` for a silent frame or when not asked for."""
         self._frame = 0
 
     @property
@@ -94,6 +107,7 @@ class MusicDetector:
         self._frame += 1
         if not active:
             held = 0.0
+            self.last_residual_db = None
         elif self._frame % self._hop_frames == 0:
             held = self._held_share(window)
         else:
@@ -139,6 +153,13 @@ class MusicDetector:
         runs[1:-1] = self._runs
         previous = np.maximum(np.maximum(runs[:-2], runs[1:-1]), runs[2:])
         self._runs = np.where(is_peak, previous + 1, 0).astype(np.int32)
+        if self._residual_held:
+            held_bins = self._runs >= self._residual_held
+            near_held = held_bins.copy()
+            near_held[1:] |= held_bins[:-1]
+            near_held[:-1] |= held_bins[1:]
+            power = spectrum * spectrum
+            self.last_residual_db = 10.0 * float(np.log10(power[~near_held].sum() + 1e-12))
         peak_power = spectrum[is_peak] ** 2
         total = float(peak_power.sum())
         if total <= 0.0:

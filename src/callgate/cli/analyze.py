@@ -49,6 +49,8 @@ CSV_COLUMNS: tuple[str, ...] = (
     "voicing",
     "reason",
     "onset",
+    "lookback_frames",
+    "residual_snr_db",
 )
 """Columns of ``--frames-csv``, one row per frame."""
 
@@ -213,6 +215,8 @@ def frames_csv_text(decisions: Sequence[FrameDecision], mask: Mask) -> str:
                 _number(decision.voicing),
                 decision.reason,
                 int(decision.onset),
+                decision.lookback_frames,
+                _number(decision.residual_snr_db),
             )
         )
     return buffer.getvalue()

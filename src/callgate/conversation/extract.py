@@ -5,8 +5,10 @@ words ("five five five", "double five", "חמש אפס"), e-mail as words ("john
 gmail dot com", "שטרודל", "נקודה"), and dates loosely ("tomorrow at 3", "מחר בשלוש"), so
 each finder first rewrites the spoken form and then matches the written one.
 
-Call :func:`extract` once per caller turn; it returns :class:`Candidates`. The agent
-decides which candidate fills which field and validates it with ``form.normalize``.
+E-mail addresses are found by :mod:`callgate.conversation.spoken_email` (``emails`` and
+``respell_email`` are re-exported here). Call :func:`extract` once per caller turn; it
+returns :class:`Candidates`. The agent decides which candidate fills which field and
+validates it with ``form.normalize``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,23 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from dateparser.search import search_dates
+
+from callgate.conversation.spoken_email import emails, respell_email
+
+__all__ = [
+    "HEBREW_RE",
+    "MIN_PHONE_DIGITS",
+    "Candidates",
+    "When",
+    "detect_language",
+    "emails",
+    "extract",
+    "names",
+    "parse_when",
+    "phone_runs",
+    "respell_email",
+    "yes_no",
+]
 
 HEBREW_RE = re.compile(r"[\u05d0-\u05ea]")
 _WORD_RE = re.compile(r"\+?[\w'\u05f3\u05f4\"]+|[+]")
@@ -40,6 +59,10 @@ _TENS: dict[str, int] = {
     "שישים": 60, "שבעים": 70, "שמונים": 80, "תשעים": 90,
 }  # fmt: skip
 _REPEAT: dict[str, int] = {"double": 2, "triple": 3, "כפול": 2}
+_SOUND_ALIKE: dict[str, int] = {"for": 4, "fore": 4, "to": 2, "too": 2, "ate": 8, "won": 1}
+"""Words a transcriber writes for digits it heard ("for one five" is 415). Read as digits
+only inside a digit run: before another digit, or (the rare words) right after one."""
+_SOUND_ALIKE_AFTER = {"ate", "won"}  # "...seven ate" ends a number; "...2671 for now" does not
 _PHONE_GLUE = {"dash", "hyphen", "and", "ו", "מקף", "-"}
 MIN_PHONE_DIGITS = 7
 
@@ -121,28 +144,47 @@ def _strip_vav(word: str) -> str:
     return word
 
 
+def _is_digit_word(word: str) -> bool:
+    word = _strip_vav(word)
+    return word.lstrip("+").isdigit() or word in _UNITS or word in _TEENS or word in _TENS
+
+
 def phone_runs(text: str) -> tuple[str, ...]:
     """Digit strings of at least 7 digits, joining written and spoken digits.
 
     A run continues across digit groups, digit words, "double"/"triple" and dashes, and
-    stops at any other word, so "call me at 415 555 2671 tomorrow" gives one run.
+    stops at any other word, so "call me at 415 555 2671 tomorrow" gives one run. Digit
+    sound-alikes ("for", "to", "ate") count inside a run; a run that starts with one is
+    also given without it, second ("a number for 212 555 0198").
     """
     runs: list[str] = []
     cur = ""
     repeat = 1
     pending_tens: int | None = None
+    lead_alike = False
 
     def flush() -> None:
-        nonlocal cur, repeat, pending_tens
+        nonlocal cur, repeat, pending_tens, lead_alike
         if pending_tens is not None:
             cur += str(pending_tens)
         digits = cur.lstrip("+")
         if len(digits) >= MIN_PHONE_DIGITS:
             runs.append(cur)
-        cur, repeat, pending_tens = "", 1, None
+            if lead_alike and len(digits) - 1 >= MIN_PHONE_DIGITS:
+                runs.append(cur.replace(digits, digits[1:], 1))
+        cur, repeat, pending_tens, lead_alike = "", 1, None, False
 
-    for raw in _words(text.replace("-", " - ")):
+    words = _words(text.replace("-", " - "))
+    for k, raw in enumerate(words):
         word = _strip_vav(raw)
+        if word in _SOUND_ALIKE and pending_tens is None:
+            following = words[k + 1] if k + 1 < len(words) else ""
+            before_digit = _is_digit_word(following) or following in _REPEAT
+            if before_digit or (cur.lstrip("+") and word in _SOUND_ALIKE_AFTER):
+                lead_alike = lead_alike or not cur.lstrip("+")
+                cur += str(_SOUND_ALIKE[word]) * repeat
+                repeat = 1
+                continue
         if pending_tens is not None and word in _UNITS and _UNITS[word] > 0:
             cur += str(pending_tens + _UNITS[word])
             pending_tens = None
@@ -172,28 +214,6 @@ def phone_runs(text: str) -> tuple[str, ...]:
             flush()
     flush()
     return tuple(runs)
-
-
-_SPOKEN_EMAIL = [
-    (r"\s+(?:at|שטרודל|@)\s+", "@"),
-    (r"\s+(?:dot|נקודה|\.)\s+", "."),
-    (r"\s+(?:underscore|קו תחתון)\s+", "_"),
-    (r"\s+(?:dash|hyphen|מקף)\s+", "-"),
-]
-_EMAIL_RE = re.compile(r"[a-z0-9][a-z0-9._%+\-]*@[a-z0-9\-]+(?:\.[a-z0-9\-]+)+", re.I)
-
-
-def emails(text: str) -> tuple[str, ...]:
-    """E-mail addresses, written or spoken ("john dot smith at gmail dot com")."""
-    found = [m.group(0).rstrip(".") for m in _EMAIL_RE.finditer(text)]
-    if found:
-        return tuple(found)
-    spoken = f" {text.lower().strip(' .?!')} "
-    # Letters spelled one by one ("j o h n") become one word.
-    spoken = re.sub(r"(?<=\b[a-z]) (?=[a-z]\b)", "", spoken)
-    for pattern, repl in _SPOKEN_EMAIL:
-        spoken = re.sub(pattern, repl, spoken)
-    return tuple(m.group(0).rstrip(".") for m in _EMAIL_RE.finditer(spoken))
 
 
 def _cut_name(tail: str) -> str:

@@ -16,6 +16,21 @@ reply is dropped, and the assistant transcript holds only the sentences that wer
 (the call then cuts it to what was heard). Audio that was cancelled before it was
 transcribed is kept and heard again with the caller's next words, so fragments of one
 thought get one answer, as on the Realtime path.
+
+Speculative transcription: the caller's turn is committed only after
+``END_OF_TURN_SILENCE_MS`` of gate silence (or whenever the turn controller decides), but
+the gate stops appending audio as soon as the caller stops talking. So once appends have
+paused for ``speculate_after_ms``, the link starts transcribing what it has. On the commit
+that result is used if no audio arrived since and the agent still expects the same thing
+(the STT prompt); otherwise it is dropped and the committed audio is transcribed again.
+That hides most of the STT time inside the end-of-turn wait, whatever the commit timing:
+an early commit just waits for the speculation already under way. A stale speculation
+cannot be stopped (it runs in a worker thread), so it runs out beside the new one, and a
+call has at most two in flight: while a stale one still runs, a newer pause waits for
+the current one to finish. None starts while the STT is ``busy`` (the local one: any
+transcription of any call running or waiting): speculation uses idle time only, so with
+many calls at once the pipeline falls back to transcribing after the commit instead of
+taking cores from other calls' committed turns.
 """
 
 from __future__ import annotations
@@ -28,7 +43,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol, runtime_checkable
 
 from callgate.audio.codec import ulaw_to_pcm16
 from callgate.conversation.agents.base import Agent, AgentReply, EndCall
@@ -47,6 +62,18 @@ APOLOGIES = {
 }
 MIN_UTTERANCE_BYTES = 8 * 120
 """Utterances shorter than 120 ms are clicks, not words: not worth a transcription."""
+SPECULATE_AFTER_MS = 150
+"""Appends paused this long: transcribe speculatively. The gate sends a frame every 20 ms
+while the caller talks, so 150 ms is a real pause; shorter ones waste CPU on every comma."""
+
+
+@runtime_checkable
+class PromptingAgent(Protocol):
+    """An agent that tells the STT what it expects to hear next (e.g. a phone number)."""
+
+    def stt_prompt(self) -> str | None:
+        """Context text for the transcriber (Whisper's ``initial_prompt``), or None."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -77,6 +104,9 @@ class ResponseTiming:
     committed_at: float
     """``time.perf_counter()`` when the caller's turn was committed."""
     stt_s: float = 0.0
+    """From the commit to the transcript (near 0 when a speculation had finished)."""
+    speculative: bool = False
+    """The transcript came from a speculation started before the commit."""
     agent_s: float = 0.0
     first_audio_s: float = 0.0
     """From the commit to the first reply audio handed to the call."""
@@ -89,7 +119,25 @@ class PipelineStats:
     responses: int = 0
     cancelled: int = 0
     empty_utterances: int = 0
+    speculations: int = 0
+    """Speculative transcriptions started (used or not)."""
+    speculations_used: int = 0
+    """Commits answered from a speculation: no transcription after the commit."""
     timings: list[ResponseTiming] = field(default_factory=list)
+    """One per answered caller turn, in order; read by the benchmark and the logs."""
+
+
+@dataclass
+class _Speculation:
+    """A transcription started before the commit, and what it was started on."""
+
+    audio: bytes
+    prompt: str | None
+    task: asyncio.Task[str]
+
+    def fits(self, audio: bytes, prompt: str | None) -> bool:
+        """Started on exactly this audio with this prompt: its text answers the turn."""
+        return self.audio == audio and self.prompt == prompt
 
 
 class PipelineLink:
@@ -104,7 +152,12 @@ class PipelineLink:
         call_sid: str = "-",
         stt_language: str | None = None,
         greet: bool = True,
+        speculate_after_ms: int = SPECULATE_AFTER_MS,
     ) -> None:
+        """``speculate_after_ms``: pause in appends that starts a speculative
+        transcription; 0 turns speculation off (transcribe only after the commit)."""
+        if speculate_after_ms < 0:
+            raise ValueError("speculate_after_ms must be >= 0")
         self.agent = agent
         self.stt = stt
         self.tts = tts
@@ -121,6 +174,11 @@ class PipelineLink:
         self._timing: ResponseTiming | None = None
         self._ids = itertools.count(1)
         self._closed = False
+        self.speculate_after_ms = speculate_after_ms
+        """Read at every append: set it to 0 to stop speculating (e.g. for an A/B run)."""
+        self._timer: asyncio.TimerHandle | None = None
+        self._speculation: _Speculation | None = None
+        self._stale: set[asyncio.Task[str]] = set()
 
     # --- ModelLink ----------------------------------------------------------------------
 
@@ -131,6 +189,7 @@ class PipelineLink:
 
     async def append_audio(self, pcmu: bytes) -> None:
         self._buffer += pcmu
+        self._arm_speculation()
 
     async def commit(self) -> None:
         self._committed += self._buffer
@@ -140,7 +199,8 @@ class PipelineLink:
         audio = bytes(self._carry + self._committed)
         self._carry.clear()
         self._committed.clear()
-        self._start_response(self._answer(audio, time.perf_counter()))
+        speculation, self._speculation = self._speculation, None
+        self._start_response(self._answer(audio, time.perf_counter(), speculation))
 
     async def cancel_response(self) -> None:
         task, self._response = self._response, None
@@ -154,8 +214,12 @@ class PipelineLink:
         log.debug("reply %s cut at %d ms", item_id, audio_end_ms)
 
     async def add_text_item(self, role: Literal["user", "assistant", "system"], text: str) -> None:
-        """The local agents take no free-form instructions (e.g. the loop rule's rephrase)."""
-        log.info("instruction for the agent not applied on the fallback path: %s", text[:80])
+        """An instruction for the agent (the loop rule's rephrase); other roles are history
+        the agents keep themselves."""
+        if role == "system":
+            self.agent.instruct(text)
+        else:
+            log.debug("%s text item not used on the fallback path: %s", role, text[:80])
 
     async def prompt_silence(self) -> None:
         """Ask the caller whether they are still there, in the call's language."""
@@ -167,8 +231,71 @@ class PipelineLink:
 
     async def close(self) -> None:
         self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+        speculation, self._speculation = self._speculation, None
+        if speculation is not None:
+            speculation.task.cancel()
+        for task in list(self._stale):
+            task.cancel()
         await self.cancel_response()
         self._queue.put_nowait(None)
+
+    # --- speculative transcription ------------------------------------------------------
+
+    def _arm_speculation(self) -> None:
+        """(Re)start the pause timer: every append postpones the speculation."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self.speculate_after_ms > 0 and not self._closed:
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_later(self.speculate_after_ms / 1000, self._speculate)
+
+    def _speculate(self) -> None:
+        """Appends have paused: transcribe everything the next commit would answer."""
+        self._timer = None
+        if self._closed:
+            return
+        audio = bytes(self._carry + self._committed + self._buffer)
+        if len(audio) < MIN_UTTERANCE_BYTES:
+            return
+        prompt = self._stt_prompt()
+        current = self._speculation
+        if current is not None and current.fits(audio, prompt):
+            return
+        busy = bool(getattr(self.stt, "busy", False))
+        running = current is not None and not current.task.done()
+        if current is not None and running and (self._stale or busy):
+            # Two of this call's run already, or the STT is busy: wait for this one.
+            current.task.add_done_callback(self._speculate_again)
+            return
+        if busy:
+            return  # idle time only: committed turns (of every call) come first
+        if current is not None and running:
+            self._set_aside(current.task)
+        task = asyncio.ensure_future(self._transcribe(audio, prompt))
+        task.add_done_callback(_retrieve)
+        self._speculation = _Speculation(audio, prompt, task)
+        self.stats.speculations += 1
+
+    def _set_aside(self, task: asyncio.Task[str]) -> None:
+        """Let a stale transcription run out (its thread cannot be stopped; it keeps its
+        STT slot, so the process-wide STT_WORKERS limit still holds) without waiting."""
+        self._stale.add(task)
+        task.add_done_callback(self._stale.discard)
+
+    def _speculate_again(self, _done: asyncio.Future[str]) -> None:
+        """The speculation that a newer pause waited for finished: speculate on the newest
+        audio if appends still pause (otherwise the armed timer does it later)."""
+        if self._timer is None:
+            self._speculate()
+
+    def _stt_prompt(self) -> str | None:
+        return self.agent.stt_prompt() if isinstance(self.agent, PromptingAgent) else None
+
+    async def _transcribe(self, pcmu: bytes, prompt: str | None) -> str:
+        return await self.stt.transcribe(ulaw_to_pcm16(pcmu), self.stt_language, prompt=prompt)
 
     # --- responses ----------------------------------------------------------------------
 
@@ -238,14 +365,23 @@ class PipelineLink:
     async def _speak_only(self, text: str) -> AsyncIterator[str | AgentReply]:
         yield text
 
-    async def _answer(self, pcmu: bytes, committed_at: float) -> AsyncIterator[str | AgentReply]:
+    async def _answer(
+        self, pcmu: bytes, committed_at: float, speculation: _Speculation | None = None
+    ) -> AsyncIterator[str | AgentReply]:
         timing = ResponseTiming(committed_at)
         if len(pcmu) < MIN_UTTERANCE_BYTES:
             self.stats.empty_utterances += 1
             return
+        prompt = self._stt_prompt()
         try:
-            pcm = ulaw_to_pcm16(pcmu)
-            text = await self.stt.transcribe(pcm, self.stt_language)
+            if speculation is not None and speculation.fits(pcmu, prompt):
+                timing.speculative = True
+                self.stats.speculations_used += 1
+                text = await speculation.task
+            else:
+                if speculation is not None and not speculation.task.done():
+                    self._set_aside(speculation.task)  # runs out; its text is dropped
+                text = await self._transcribe(pcmu, prompt)
         except asyncio.CancelledError:
             self._carry[:0] = pcmu  # the caller went on: hear this with their next words
             raise
@@ -286,3 +422,10 @@ class PipelineLink:
             AgentTurn(dict(reply.field_updates), reply.end_call, self.language, reply.confirmed)
         )
         return reply
+
+
+def _retrieve(task: asyncio.Future[str]) -> None:
+    """Mark a speculation's failure as seen: an unused one must not log "never retrieved"
+    (a used one re-raises it in the response, which apologises)."""
+    if not task.cancelled():
+        task.exception()

@@ -49,7 +49,7 @@ from callgate.speech import warm_up
 from callgate.storage.db import make_engine, make_sessionmaker, migrate
 from callgate.storage.outbox import OutboxWorker
 from callgate.storage.repository import CallRepository
-from callgate.storage.store_process import StoreProcess
+from callgate.storage.store_process import InlineStore, StoreProcess
 from callgate.telephony.call_control import TwilioCallControl
 from callgate.telephony.signature import expected_url, validate_webhook, validate_websocket
 from callgate.telephony.twiml import (
@@ -71,7 +71,7 @@ class StoreState:
 
     repository: CallRepository | None = None
     """For reads (the API); calls are written through :attr:`writes`."""
-    writes: StoreProcess | None = None
+    writes: StoreProcess | InlineStore | None = None
     _engine: AsyncEngine | None = None
     _worker: asyncio.Task[None] | None = None
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
@@ -83,7 +83,11 @@ class StoreState:
         await migrate(self._engine)
         sessions = make_sessionmaker(self._engine)
         self.repository = CallRepository(sessions)
-        self.writes = StoreProcess(settings.database_url)
+        self.writes = (
+            StoreProcess(settings.database_url)
+            if settings.store_process
+            else InlineStore(self.repository)
+        )
         await self.writes.start()
         if settings.crm_webhook_url:
             self._http = httpx.AsyncClient()

@@ -130,6 +130,7 @@ def pipeline_opener(settings: Settings, form: Form, engines: SpeechEngines) -> L
             call_sid=call_sid,
             stt_language=settings.transcription_language or None,
             greet=settings.agent_greets_first,
+            speculate_after_ms=settings.early_stt_ms,
         )
         await link.open()
         return link

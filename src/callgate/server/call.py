@@ -34,6 +34,7 @@ from callgate.conversation.loops import LoopDetector, LoopOptions
 from callgate.conversation.tools import FormTools
 from callgate.conversation.transcripts import TranscriptOptions, cut_text
 from callgate.fallback.pipeline import AgentTurn
+from callgate.realtime.end_of_turn import TurnModelRunner, shared_runner
 from callgate.realtime.link import (
     FunctionCallRequest,
     LinkFailed,
@@ -48,6 +49,7 @@ from callgate.realtime.turns import (
     CommitInput,
     CreateResponse,
     PlayAudio,
+    PredictTurnEnd,
     TruncateItem,
     TurnController,
     TurnOptions,
@@ -144,6 +146,15 @@ def turn_options(settings: Settings) -> TurnOptions:
         end_of_turn_silence_ms=settings.end_of_turn_silence_ms,
         padding_ms=settings.turn_silence_padding_ms,
         frame_ms=settings.audio_frame_size_ms,
+        early_end_ms=(
+            settings.end_of_turn_min_silence_ms
+            if settings.end_of_turn_model != "none"
+            or settings.end_of_turn_clean_pause_snr_db is not None
+            else None
+        ),
+        ask_model=settings.end_of_turn_model != "none",
+        model_threshold=settings.end_of_turn_model_threshold,
+        clean_pause_snr_db=settings.end_of_turn_clean_pause_snr_db,
     )
 
 
@@ -164,6 +175,7 @@ class CallSession:
         tools: FormTools | None = None,
         gate: FrameGate | None = None,
         greet: bool = False,
+        turn_model: TurnModelRunner | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = metrics or BridgeMetrics()
@@ -192,6 +204,8 @@ class CallSession:
         self.stream = ms.TwilioStream(max_message_bytes=settings.max_media_message_bytes)
         self.gate: FrameGate = gate or settings.build_gate("gate")
         self.turns = TurnController(turn_options(settings))
+        self._turn_model = turn_model
+        self._predictions: set[asyncio.Task[None]] = set()
         self.transcript = CallTranscript(
             TranscriptOptions(merge_gap_ms=settings.transcript_merge_gap_ms)
         )
@@ -460,6 +474,23 @@ class CallSession:
                 await link.cancel_response()
             elif isinstance(action, TruncateItem):
                 await link.truncate(action.item_id, action.content_index, action.audio_end_ms)
+            elif isinstance(action, PredictTurnEnd):
+                task = asyncio.create_task(self._predict_turn_end(action))
+                self._predictions.add(task)
+                task.add_done_callback(self._predictions.discard)
+
+    async def _predict_turn_end(self, action: PredictTurnEnd) -> None:
+        """Ask the end-of-turn model on its worker thread; the controller drops late answers."""
+        runner = self._turn_model or shared_runner()
+        try:
+            p = await runner.predict(
+                action.pcm16, lambda: self.turns.prediction_wanted(action.request_id)
+            )
+        except Exception as exc:  # the silence timeout still ends the turn
+            log.warning("end-of-turn model failed: %s", exc)
+            return
+        if p is not None and not self.ended.is_set():
+            await self._execute(self.turns.on_turn_prediction(action.request_id, p))
 
     def _now_ms(self) -> int:
         return self.gate.frames_seen * self.settings.audio_frame_size_ms

@@ -1,11 +1,12 @@
 """Writes a live call into the call store as it happens.
 
 The repository commits every write, so a crash mid-call keeps what was said. The audio
-path never waits on the database, and the database's work does not run in the audio
-process's interpreter either: each write is handed to the store process
-(:class:`~callgate.storage.store_process.StoreProcess`), which runs writes in the order
-they were handed over. A store that fails must not take the call down with it. Each
-failure is logged with the call SID and counted, and the call goes on.
+path never waits on the database: each write is handed to the store writer, which runs
+writes in the order they were handed over, on this event loop
+(:class:`~callgate.storage.store_process.InlineStore`) or in a process of its own
+(:class:`~callgate.storage.store_process.StoreProcess`, ``STORE_PROCESS=true``). A store
+that fails must not take the call down with it. Each failure is logged with the call SID
+and counted, and the call goes on.
 """
 
 from __future__ import annotations

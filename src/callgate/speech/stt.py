@@ -97,11 +97,16 @@ class SpeechToText(Protocol):
     languages: frozenset[str] | None
     """ISO-639-1 codes the backend can transcribe; None means any language."""
 
-    async def transcribe(self, pcm16: npt.NDArray[np.int16], language: str | None = None) -> str:
+    async def transcribe(
+        self, pcm16: npt.NDArray[np.int16], language: str | None = None, prompt: str | None = None
+    ) -> str:
         """Text of one utterance (int16 mono 8 kHz), stripped; "" if nothing was said.
 
         ``language`` (ISO-639-1) overrides the backend's default; None means the
         backend's default (``TRANSCRIPTION_LANGUAGE``, else detection where supported).
+        ``prompt`` is context the agent expects (e.g. "My number is 212-555-0100."):
+        Whisper reads it as the preceding text, which steers how digits and e-mail
+        addresses are written.
         """
         ...
 
@@ -334,6 +339,20 @@ class LocalWhisperSTT:
         self.options = options or WhisperOptions()
         self.languages: frozenset[str] | None = frozenset({"en"})
         self._slots = _Slots(workers)
+        self._count_lock = threading.Lock()
+        self._in_flight = 0
+
+    @property
+    def busy(self) -> bool:
+        """A transcription is running or waiting for a worker, for any call.
+
+        The fallback pipeline starts speculative transcriptions only while this is false:
+        they use idle time, and never take a worker (or a core) from a committed turn.
+        A cancelled transcription counts until its thread has finished, since the thread
+        still uses its core.
+        """
+        with self._count_lock:
+            return self._in_flight > 0
 
     def load(self) -> Any:
         """The shared ``WhisperModel`` (loaded on first use; blocking)."""
@@ -404,17 +423,33 @@ class LocalWhisperSTT:
             )
 
         def work() -> str:  # resampling too stays off the event loop
-            audio16k = resample(samples, sample_rate_hz, WHISPER_RATE_HZ).astype(np.float32)
-            return self.transcribe_sync(audio16k, language, prompt)
+            try:
+                audio16k = resample(samples, sample_rate_hz, WHISPER_RATE_HZ)
+                return self.transcribe_sync(audio16k.astype(np.float32), language, prompt)
+            finally:
+                self._count(-1)  # the thread is done, even if its caller was cancelled
 
-        async with self._slots.get():
-            return await asyncio.to_thread(work)
+        self._count(+1)
+        handed_over = False
+        try:
+            async with self._slots.get():
+                handed_over = True
+                return await asyncio.to_thread(work)
+        finally:
+            if not handed_over:
+                self._count(-1)  # cancelled while waiting for a worker
 
-    async def transcribe(self, pcm16: npt.NDArray[np.int16], language: str | None = None) -> str:
+    def _count(self, delta: int) -> None:
+        with self._count_lock:
+            self._in_flight += delta
+
+    async def transcribe(
+        self, pcm16: npt.NDArray[np.int16], language: str | None = None, prompt: str | None = None
+    ) -> str:
         """Text of one utterance of int16 8 kHz telephone audio ("" if no speech)."""
         pcm = check_pcm16(pcm16, backend=self.name)
         return await self.transcribe_audio(
-            pcm.astype(np.float64) / 32768.0, SAMPLE_RATE_HZ, language
+            pcm.astype(np.float64) / 32768.0, SAMPLE_RATE_HZ, language, prompt
         )
 
 
@@ -469,12 +504,16 @@ class OpenAISTT:
     def warm_up(self) -> None:
         """Nothing to load; the client connects on the first request."""
 
-    async def transcribe(self, pcm16: npt.NDArray[np.int16], language: str | None = None) -> str:
+    async def transcribe(
+        self, pcm16: npt.NDArray[np.int16], language: str | None = None, prompt: str | None = None
+    ) -> str:
         """Text of one utterance of int16 8 kHz telephone audio ("" if no speech)."""
         pcm = check_pcm16(pcm16, backend=self.name)
         wav = pcm16_to_wav(pcm, SAMPLE_RATE_HZ)
         code = language or self.language
         extra: dict[str, Any] = {"language": primary_language(code)} if code else {}
+        if prompt:
+            extra["prompt"] = prompt
         who = f"{self.name} ({self.model})"
         try:
             result = await self.client.audio.transcriptions.create(

@@ -54,3 +54,11 @@ class Agent(Protocol):
     async def on_caller_turn(self, text: str) -> AgentReply:
         """React to one finished caller turn (transcribed text); never raises on odd text."""
         ...
+
+    def instruct(self, text: str) -> None:
+        """A rule of the call speaks to the agent (the loop rule: say it differently).
+
+        A model-backed agent reads ``text`` before its next reply; the local form agent
+        cannot read free text and words its next question another way instead.
+        """
+        ...

@@ -11,6 +11,7 @@ Pure logic: time comes from the ``clock`` the caller passes (only for relative d
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import replace
@@ -19,8 +20,10 @@ from datetime import datetime
 import phonenumbers
 
 from callgate.conversation.agents.base import AgentReply, EndCall
-from callgate.conversation.extract import Candidates, detect_language, extract
+from callgate.conversation.extract import Candidates, detect_language, extract, respell_email
 from callgate.conversation.form import Form, FormField, LeadState, Normalized
+
+log = logging.getLogger("callgate.agent")
 
 _PHRASES: dict[str, dict[str, str]] = {
     "en": {
@@ -54,6 +57,27 @@ _PHRASES: dict[str, dict[str, str]] = {
         "at": "שטרודל", "dot": "נקודה", "plus": "פלוס",
     },
 }  # fmt: skip
+_REPHRASED: dict[str, dict[str, str]] = {
+    "en": {
+        "lead": "Let me put it another way.",
+        "phone": "Could you say your phone number slowly, one digit at a time?",
+        "email": "Could you spell your email address for me, letter by letter?",
+        "name": "Could you tell me your first name, and then your last name?",
+        "datetime": "What day would suit you, and at what time?",
+        "date": "What day would suit you?",
+        "time": "At what time would suit you?",
+    },
+    "he": {
+        "lead": "אנסח את זה אחרת.",
+        "phone": "אפשר להגיד את מספר הטלפון לאט, ספרה אחרי ספרה?",
+        "email": "אפשר לאיית את כתובת האימייל, אות אחרי אות?",
+        "name": "מה השם הפרטי שלך, ומה שם המשפחה?",
+        "datetime": "באיזה יום נוח לך, ובאיזו שעה?",
+        "date": "באיזה יום נוח לך?",
+        "time": "באיזו שעה נוח לך?",
+    },
+}  # fmt: skip
+"""How the next question is asked after the loop rule said the agent repeats itself."""
 _RETRY_KEY = {"phone": "retry_phone", "email": "retry_email", "date": "retry_when",
               "time": "retry_when", "datetime": "retry_when", "name": "retry_name",
               "text": "retry_text", "choice": "retry_choice"}  # fmt: skip
@@ -61,6 +85,15 @@ _HE_DAYS = ("שני", "שלישי", "רביעי", "חמישי", "שישי", "ש�
 _HE_MONTHS = ("ינואר", "פברואר", "מרץ", "אפריל", "מאי", "יוני", "יולי", "אוגוסט", "ספטמבר",
               "אוקטובר", "נובמבר", "דצמבר")  # fmt: skip
 _MAX_BARE_NAME_WORDS = 4
+STT_PROMPTS: dict[str, str] = {
+    "phone": "My number is 212-555-0100.",
+    "email": "{name}Email, spoken: name dot surname at example dot com.",
+}
+"""What the transcriber is told before the caller answers a phone or e-mail question
+(English; Whisper's ``initial_prompt``). Measured with benchmarks/run_speech_benchmark.py:
+the phone prompt makes tiny.en write digit groups ("646-555-3412") instead of dropping
+repeated digits; the e-mail prompt makes it write "dot" and "at" as words, which
+:func:`extract.emails` reads, and the caller's name in it spells the name's parts."""
 
 
 class LocalFormAgent:
@@ -97,6 +130,7 @@ class LocalFormAgent:
         self._skipped: set[str] = set()
         self._goodbye_warned = False
         self._ended: AgentReply | None = None
+        self._rephrase = False
 
     # --- Agent protocol -----------------------------------------------------------------
 
@@ -142,6 +176,23 @@ class LocalFormAgent:
                 AgentReply(self._phrase("bye"), self.language, updates, EndCall("caller_goodbye"))
             )
         return self._next(parts, updates)
+
+    def stt_prompt(self) -> str | None:
+        """Context for the transcriber about the answer expected next (None: nothing).
+
+        English only: the prompts are English text, and the local transcriber is too.
+        """
+        name = self._pending_confirm or self._asking
+        if self.language != "en" or name is None:
+            return None
+        return stt_prompt_for(self.form.field(name).type, self._caller_name())
+
+    def _caller_name(self) -> str:
+        """The caller's name as stored so far ("" before they gave it)."""
+        for field in self.form.fields:
+            if field.type == "name" and field.name in self.lead.values:
+                return self.lead.values[field.name]
+        return ""
 
     # --- turn handling ------------------------------------------------------------------
 
@@ -204,7 +255,8 @@ class LocalFormAgent:
         if field.type == "phone":
             found = list(c.phones)
         elif field.type == "email":
-            found = list(c.emails)
+            caller = self._caller_name()
+            found = [respell_email(e, caller) for e in c.emails] if caller else list(c.emails)
         elif field.type == "name":
             found = list(c.names) + (list(c.weak_names) if weak else [])
             if whole_text and len(c.text.split()) > _MAX_BARE_NAME_WORDS:
@@ -245,14 +297,14 @@ class LocalFormAgent:
                 self._attempts[missing] = 0
                 parts.append(self._phrase("still_need", label=self._form_text(field.label)))
             self._asking = missing
-            parts.append(self._form_text(field.prompt))
+            parts.append(self._ask(field))
             return AgentReply(" ".join(parts), self.language, updates)
         for field in self.form.fields:
             if not field.required and field.name not in self._asked_optional:
                 self._asked_optional.add(field.name)
                 if field.name not in self.lead.values:
                     self._asking = field.name
-                    parts.append(self._form_text(field.prompt))
+                    parts.append(self._ask(field))
                     return AgentReply(" ".join(parts), self.language, updates)
         parts.append(self._form_text(self.form.closing))
         return self._end(
@@ -276,6 +328,20 @@ class LocalFormAgent:
         say = self._phrase("before_go", label=self._form_text(field.label))
         return AgentReply(say, self.language, updates)
 
+    def instruct(self, text: str) -> None:
+        """The loop rule says the agent repeats itself: the free text cannot be followed,
+        so the next question is asked another way (see ``_REPHRASED``)."""
+        log.info("asking the next question another way (%s)", text[:60])
+        self._rephrase = True
+
+    def _ask(self, field: FormField) -> str:
+        prompt = self._form_text(field.prompt)
+        if not self._rephrase:
+            return prompt
+        self._rephrase = False
+        words = _REPHRASED.get(self.language, _REPHRASED["en"])
+        return f"{words['lead']} {words.get(field.type, prompt)}"
+
     def _phrase(self, key: str, **kwargs: str) -> str:
         return _PHRASES.get(self.language, _PHRASES["en"])[key].format(**kwargs)
 
@@ -285,6 +351,14 @@ class LocalFormAgent:
     def _readback(self, field: FormField) -> str:
         value = speakable(field, self.lead.values[field.name], self.language, self.region)
         return self._phrase("readback", label=self._form_text(field.label), value=value)
+
+
+def stt_prompt_for(field_type: str, caller_name: str = "") -> str | None:
+    """The English transcriber prompt for an answer of this field type (None: none)."""
+    prompt = STT_PROMPTS.get(field_type)
+    if prompt is None:
+        return None
+    return prompt.format(name=f"Name: {caller_name}. " if caller_name else "")
 
 
 def speakable(field: FormField, value: str, language: str, region: str = "US") -> str:

@@ -208,6 +208,10 @@ class AgentsSdkAgent:
         self._ended = AgentReply(say, self.language, updates, end, confirmed)
         return self._ended
 
+    def instruct(self, text: str) -> None:
+        """The model reads it before its next reply (it joins the history)."""
+        self.history.append({"role": "system", "content": text})
+
     async def _run(self, turn_input: list[TResponseInputItem]) -> str | None:
         """Run the turn, retrying; the assistant's texts joined, or None if every try failed.
 
