@@ -70,6 +70,7 @@ def test_environment_and_dotenv_are_read(monkeypatch: pytest.MonkeyPatch, tmp_pa
         ({"SNR_START_NORMAL": "4"}, "SNR_START_NORMAL"),
         ({"SNR_START_MUSIC": "7", "SNR_STOP_MUSIC": "6"}, "SNR_START_MUSIC"),
         ({"AUDIO_PREROLL_MS": "210"}, "AUDIO_PREROLL_MS"),
+        ({"AUDIO_WORD_END_MS": "130"}, "AUDIO_WORD_END_MS"),
         ({"NOISE_CALIBRATION_MS": "610"}, "NOISE_CALIBRATION_MS"),
         ({"AUDIO_FRAME_SIZE_MS": "25"}, "AUDIO_FRAME_SIZE_MS"),
         ({"SNR_STOP_NORMAL": "five"}, "SNR_STOP_NORMAL"),
@@ -102,3 +103,8 @@ def test_settings_reach_the_gate() -> None:
     legacy = s.build_gate("legacy")
     assert isinstance(legacy, LegacyEnergyVad)
     assert legacy.options.min_speech_rms == s.min_speech_rms
+
+
+def test_word_end_reaches_the_state_machine_in_frames() -> None:
+    options = load_settings({"AUDIO_WORD_END_MS": "120"}, env_file=None).gate_options()
+    assert options.machine.word_end_frames == 6

@@ -139,3 +139,20 @@ def test_rise_credit_needs_the_frame_just_before_and_can_be_withheld() -> None:
     assert states == ["silence", "maybe_speech", "maybe_speech"]
     with pytest.raises(ValueError, match="rise_frames"):
         StateMachineOptions(rise_frames=-1)
+
+
+def test_word_end_grace_holds_a_soft_ending_then_lets_another_talker_go() -> None:
+    def run(word_end_frames: int) -> list[str]:
+        m = SpeechStateMachine(StateMachineOptions(word_end_frames=word_end_frames))
+        for _ in range(3):  # confirm on loud voiced frames
+            m.step(20.0, 8.0, 5.0, 0.9)
+        states = []
+        # The word's soft end: above the stop line, unvoiced, far below the caller's level.
+        for _ in range(10):
+            states.append(m.step(10.0, 8.0, 5.0, 0.2, distant=True).state.value)
+        return states
+
+    held, cut = run(3), run(0)
+    assert cut[0] == "speech"  # a hangover frame: still sent
+    # With the grace, the first 3 frames hold speech; then the hangover runs out as without.
+    assert held.index("silence") == cut.index("silence") + 3

@@ -65,6 +65,14 @@ class Settings(BaseSettings):
         description="Longest reach before the onset when the signal shows the speech began "
         "earlier than AUDIO_PREROLL_MS covers, in ms; at most AUDIO_PREROLL_MS turns it off.",
     )
+    audio_word_end_ms: int = Field(
+        0,
+        ge=0,
+        le=1_000,
+        description="After the caller's last voiced syllable, how long quiet sound far below "
+        "their level still holds speech open, in ms (a multiple of the frame): a word's soft "
+        "end ('-ing') is not cut as another talker. 0: off (such sound ends speech at once).",
+    )
     audio_onset_snr_db: float = Field(
         4.0,
         ge=0,
@@ -351,6 +359,11 @@ class Settings(BaseSettings):
                 f"AUDIO_FRAME_SIZE_MS ({frame})",
             ),
             (
+                self.audio_word_end_ms % frame == 0,
+                f"AUDIO_WORD_END_MS ({self.audio_word_end_ms}) must be a multiple of "
+                f"AUDIO_FRAME_SIZE_MS ({frame})",
+            ),
+            (
                 self.audio_onset_lookback_ms % frame == 0,
                 f"AUDIO_ONSET_LOOKBACK_MS ({self.audio_onset_lookback_ms}) must be a multiple "
                 f"of AUDIO_FRAME_SIZE_MS ({frame})",
@@ -481,6 +494,7 @@ class Settings(BaseSettings):
                 confirm_frames=self.gate_confirm_frames,
                 hangover_frames=self.audio_hangover_frames,
                 max_candidate_frames=max(self.gate_confirm_frames, 240 // frame),
+                word_end_frames=self.audio_word_end_ms // frame,
             ),
             noise=NoiseFloorOptions(frame_ms=frame, calibration_ms=self.noise_calibration_ms),
             music_detector=MusicOptions(

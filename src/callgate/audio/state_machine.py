@@ -99,6 +99,10 @@ class StateMachineOptions:
     Was 15; 8, with the faster steady rule of the noise floor, cut the street noise that
     held the gate open after a sentence (street F1 0.797 -> 0.831, gate benchmark
     2026-11-25)."""
+    word_end_frames: int = 0
+    """Frames after the caller's last voiced, near frame during which a distant frame
+    still holds SPEECH: a word's quiet end ("-ing", "-en") falls far below the vowels
+    before it and must not be cut as another talker. 0: no such grace."""
     rise_frames: int = 1
     """Frames just before a candidate opened, above the stop threshold, that count towards
     its confirmation: a soft syllable climbs through the stop threshold before it crosses
@@ -117,6 +121,8 @@ class StateMachineOptions:
             raise ValueError(f"max_unvoiced_frames must be >= 1, got {self.max_unvoiced_frames}")
         if not 0 <= self.voiced_start < 1:
             raise ValueError(f"voiced_start must be in [0, 1), got {self.voiced_start}")
+        if self.word_end_frames < 0:
+            raise ValueError(f"word_end_frames must be >= 0, got {self.word_end_frames}")
         if self.rise_frames < 0:
             raise ValueError(f"rise_frames must be >= 0, got {self.rise_frames}")
         if not 0 <= self.min_voicing < 1:
@@ -155,6 +161,7 @@ class SpeechStateMachine:
         self._voiced = False
         self._below = 0
         self._unvoiced = 0
+        self._since_near_voice = 0
         self._rise = 0
 
     def recheck(self) -> Step | None:
@@ -207,7 +214,13 @@ class SpeechStateMachine:
             return self._candidate(snr_db, stop_db, voicing, confirmer, near, fresh=False)
         voiced = self.options.min_voicing == 0 or voicing >= self.options.min_voicing
         self._unvoiced = 0 if voiced else self._unvoiced + 1
-        if snr_db >= stop_db and not distant and self._unvoiced <= self.options.max_unvoiced_frames:
+        self._since_near_voice = 0 if voiced and not distant else self._since_near_voice + 1
+        word_end = self._since_near_voice <= self.options.word_end_frames
+        if (
+            snr_db >= stop_db
+            and (not distant or word_end)
+            and self._unvoiced <= self.options.max_unvoiced_frames
+        ):
             self._below = 0
             return Step(SPEECH, None, "speech")
         self._below += 1
@@ -249,6 +262,7 @@ class SpeechStateMachine:
             if confirmer is None or confirmer():
                 self._below = 0
                 self._unvoiced = 0
+                self._since_near_voice = 0
                 self._fire(GateEvent.CONFIRMED)
                 return Step(SPEECH, GateEvent.CONFIRMED, "onset")
             self._fire(GateEvent.REJECTED)
