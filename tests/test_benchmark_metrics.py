@@ -10,6 +10,7 @@ import pytest
 from benchmarks.corpus import label_frames, merge_short_gaps
 from benchmarks.detectors import apply_preroll_hangover, with_overrides
 from benchmarks.metrics import Counts, DetectorResult, utterances
+from benchmarks.run_gate_asr_benchmark import last_word_kept
 
 
 def _mask(n: int, *ranges: tuple[int, int]) -> np.ndarray:
@@ -138,3 +139,10 @@ def test_with_overrides_replaces_nested_fields_together() -> None:
     out = with_overrides(Opts(), {"normal.start": 3.0, "normal.stop": 2.0, "name": "x"})
     assert out == Opts(Pair(3.0, 2.0), "x")
     assert with_overrides(Opts(), {}) == Opts()
+
+
+def test_last_word_kept_compares_normalized_last_words() -> None:
+    assert last_word_kept("My roof is leaking.", "my roof is Leaking")
+    assert not last_word_kept("My roof is leaking.", "My roof is leak.")
+    assert not last_word_kept("My roof is leaking.", "")
+    assert last_word_kept("Call me at two.", "call me at 2")  # digits and digit words alike
