@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,10 +32,8 @@ from callgate.peers.realtime_records import (
 from callgate.peers.realtime_server import RealtimePeer
 from callgate.peers.realtime_validation import tone
 from callgate.peers.twilio_caller import (
-    FRAME_MS,
     CallerTurns,
     CallResult,
-    _frames,
     _Player,
     place_call,
 )
@@ -79,39 +77,23 @@ class TimedCaller(CallerTurns):
     answer_wait_ms: float = 6000.0
     settle_ms: float = 200.0
 
-    def frames(self, player: _Player, now_ms: Callable[[], float]) -> Iterator[bytes]:
-        bed = _frames(self.bed) if self.bed is not None and self.bed.size else []
-        quiet = np.zeros(FRAME_MS * 8, dtype=np.int16)
-        step = 0
-        idle_since = 0.0
-        for k, speech in enumerate([*self.utterances, None]):
-            gap = self.gaps[k] if k < len(self.gaps) else self.gap_ms
-            wait = self.first_wait_ms if k == 0 else self.answer_wait_ms
-            heard_agent = player.end_ms > idle_since
-            end_ms, settled_at = player.end_ms, now_ms()
-            while speech is not None:
-                now = now_ms()
-                if player.end_ms != end_ms:
-                    end_ms, settled_at = player.end_ms, now
-                settled = gap >= 0 or now - settled_at >= self.settle_ms
-                heard_agent = heard_agent or player.end_ms > idle_since
-                if (heard_agent and settled and now >= player.end_ms + gap) or (
-                    not heard_agent and now - idle_since >= wait
-                ):
-                    break
-                yield self._mix(quiet, bed or None, step)
-                step += 1
-            if speech is None:
-                break
-            self.started_ms.append(now_ms())
-            for start in range(0, speech.size, FRAME_MS * 8):
-                chunk = speech[start : start + FRAME_MS * 8]
-                yield self._mix(np.pad(chunk, (0, FRAME_MS * 8 - chunk.size)), bed or None, step)
-                step += 1
-            idle_since = now_ms()
-        for _ in range(int(self.hold_ms // FRAME_MS)):
-            yield self._mix(quiet, bed or None, step)
-            step += 1
+    def start_rule(self, k: int, player: _Player, idle_since: float) -> Callable[[float], bool]:
+        gap = self.gaps[k] if k < len(self.gaps) else self.gap_ms
+        wait = self.first_wait_ms if k == 0 else self.answer_wait_ms
+        heard_agent = player.end_ms > idle_since
+        end_ms, settled_at = player.end_ms, -1.0
+
+        def ready(now: float) -> bool:
+            nonlocal heard_agent, end_ms, settled_at
+            if settled_at < 0 or player.end_ms != end_ms:
+                end_ms, settled_at = player.end_ms, now
+            settled = gap >= 0 or now - settled_at >= self.settle_ms
+            heard_agent = heard_agent or player.end_ms > idle_since
+            if heard_agent:
+                return settled and now >= player.end_ms + gap
+            return now - idle_since >= wait
+
+        return ready
 
 
 @dataclass

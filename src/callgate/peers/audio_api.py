@@ -34,7 +34,6 @@ import json
 import math
 import time
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any, Self
 
 import numpy as np
@@ -48,6 +47,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from callgate.audio.codec import float_to_pcm16
 from callgate.audio.resample import resample, to_mono
+from callgate.peers.uvicorn_peer import UvicornPeer
 from callgate.speech.stt import LocalWhisperSTT, SpeechError, pcm16_to_wav, primary_language
 from callgate.speech.tts import OPENAI_PCM_RATE_HZ, PiperTTS
 
@@ -421,7 +421,7 @@ def create_audio_app(
     return app
 
 
-class AudioPeer:
+class AudioPeer(UvicornPeer):
     """The app under uvicorn on ``host`` (127.0.0.1), in the current event loop.
 
     ``port=0`` picks a free port; :attr:`url` is the ``base_url`` for ``AsyncOpenAI``.
@@ -448,60 +448,13 @@ class AudioPeer:
         self.app = create_audio_app(
             stt=self.stt, tts=self.tts, api_key=api_key, requests=self.requests
         )
-        self._server: uvicorn.Server | None = None
-        self._task: asyncio.Task[None] | None = None
-
-    @property
-    def url(self) -> str:
-        """``http://host:port/v1``, the SDK's ``base_url``."""
-        return f"http://{self.host}:{self.port}/v1"
 
     async def start(self, timeout_s: float = 10.0) -> Self:
-        """Serve; returns once the socket is listening."""
+        """Serve (after loading the local models, with ``warm``); returns once listening."""
         if self.warm:
             await asyncio.to_thread(self.stt.warm_up)
             await asyncio.to_thread(self.tts.warm_up)
-        config = uvicorn.Config(
-            self.app,
-            host=self.host,
-            port=self.port,
-            log_config=None,
-            log_level="warning",
-            lifespan="off",
-            access_log=False,
-        )
-        self._server = server = uvicorn.Server(config)
-        self._task = asyncio.create_task(server.serve())
-        deadline = time.monotonic() + timeout_s
-        while not server.started:
-            if self._task.done():
-                self._task.result()  # re-raise the bind error
-                raise RuntimeError("the audio peer stopped before it started")
-            if time.monotonic() > deadline:
-                await self.stop()
-                raise TimeoutError(f"the audio peer did not start within {timeout_s} s")
-            await asyncio.sleep(0.01)
-        self.port = int(server.servers[0].sockets[0].getsockname()[1])
-        return self
-
-    async def stop(self) -> None:
-        """Stop serving and wait for the server task."""
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._task is not None:
-            await self._task
-        self._server = self._task = None
-
-    async def __aenter__(self) -> Self:
-        return await self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
+        return await super().start(timeout_s)
 
 
 def main(argv: list[str] | None = None) -> None:

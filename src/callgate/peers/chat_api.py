@@ -41,8 +41,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Request
@@ -51,6 +50,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from callgate.conversation.agents.local import speakable
 from callgate.conversation.extract import Candidates, detect_language, extract
 from callgate.conversation.form import Form, FormField, load_form
+from callgate.peers.uvicorn_peer import UvicornPeer
 
 __all__ = [
     "ChatApiPeer",
@@ -490,7 +490,7 @@ _SERVER_ERRORS = {
 }
 
 
-class ChatApiPeer:
+class ChatApiPeer(UvicornPeer):
     """The local Chat Completions server. Use as ``async with ChatApiPeer(policy) as peer``.
 
     ``api_key`` None accepts any bearer token (one must still be sent); a string must match.
@@ -515,13 +515,6 @@ class ChatApiPeer:
         self._fail: list[int] = []
         self._stall: list[float] = []
         self._ids = itertools.count(1)
-        self._server: uvicorn.Server | None = None
-        self._task: asyncio.Task[None] | None = None
-
-    @property
-    def url(self) -> str:
-        """The ``base_url`` for ``AsyncOpenAI``: ``http://host:port/v1``."""
-        return f"http://{self.host}:{self.port}/v1"
 
     @property
     def errors(self) -> list[ReceivedRequest]:
@@ -643,51 +636,6 @@ class ChatApiPeer:
             "service_tier": "default",
             "system_fingerprint": None,
         }
-
-    # --- lifecycle ----------------------------------------------------------------------
-
-    async def start(self) -> Self:
-        """Listen; with ``port=0`` the OS picks a free port, then ``self.port`` holds it."""
-        config = uvicorn.Config(
-            self.app,
-            host=self.host,
-            port=self.port,
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-            timeout_graceful_shutdown=2,
-        )
-        server = uvicorn.Server(config)
-        self._server = server
-        self._task = asyncio.create_task(server.serve())
-        async with asyncio.timeout(10):
-            while not server.started:
-                if self._task.done():
-                    self._task.result()
-                    raise RuntimeError("uvicorn exited before it started")
-                await asyncio.sleep(0.005)
-        self.port = next(
-            s.getsockname()[1] for srv in server.servers for s in srv.sockets if s is not None
-        )
-        return self
-
-    async def stop(self) -> None:
-        """Stop listening and wait for the server task."""
-        if self._server is not None and self._task is not None:
-            self._server.should_exit = True
-            await asyncio.wait_for(self._task, timeout=10)
-        self._server = self._task = None
-
-    async def __aenter__(self) -> Self:
-        return await self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
 
 async def _stalled(request: Request, seconds: float) -> bool:

@@ -193,20 +193,11 @@ class CallerTurns:
         step = 0
         quiet = np.zeros(FRAME_MS * 8, dtype=np.int16)
         idle_since = 0.0
-        for utterance in [*self.utterances, None]:
-            heard_agent = False
-            while utterance is not None:
-                now = now_ms()
-                agent_quiet = now >= player.end_ms + self.gap_ms
-                heard_agent = heard_agent or player.end_ms > idle_since
-                if (heard_agent and agent_quiet) or (
-                    not heard_agent and now - idle_since >= self.first_wait_ms
-                ):
-                    break
+        for k, utterance in enumerate(self.utterances):
+            ready = self.start_rule(k, player, idle_since)
+            while not ready(now_ms()):
                 yield self._mix(quiet, bed_frames, step)
                 step += 1
-            if utterance is None:
-                break
             self.started_ms.append(now_ms())
             for start in range(0, utterance.size, FRAME_MS * 8):
                 chunk = utterance[start : start + FRAME_MS * 8]
@@ -217,6 +208,21 @@ class CallerTurns:
         for _ in range(int(self.hold_ms // FRAME_MS)):
             yield self._mix(quiet, bed_frames, step)
             step += 1
+
+    def start_rule(self, k: int, player: _Player, idle_since: float) -> Callable[[float], bool]:
+        """When utterance ``k`` may start: a test of the call time, made fresh for each
+        utterance (``idle_since``: when the previous one ended). Subclasses time it their
+        own way; the frames around it stay the same."""
+        heard_agent = False
+
+        def ready(now: float) -> bool:
+            nonlocal heard_agent
+            heard_agent = heard_agent or player.end_ms > idle_since
+            if heard_agent:
+                return now >= player.end_ms + self.gap_ms
+            return now - idle_since >= self.first_wait_ms
+
+        return ready
 
     @staticmethod
     def _mix(pcm: npt.NDArray[np.int16], bed: list[bytes] | None, step: int) -> bytes:
