@@ -57,21 +57,29 @@ async def with_link(
 ) -> RealtimePeer:
     """Open a link to a fresh peer, pump its events into a queue, run ``body``, close."""
     async with RealtimePeer(PeerOptions(transcriber=lambda audio: "hello there")) as peer:
-        link = make_link(peer, reconnects)
-        await link.open()
-        queue: asyncio.Queue[Event] = asyncio.Queue()
-
-        async def pump() -> None:
-            async for event in link.events():
-                queue.put_nowait(event)
-
-        pump_task = asyncio.create_task(pump())
-        try:
-            await asyncio.wait_for(body(peer, link, queue), 5)
-        finally:
-            await link.close()
-            await asyncio.wait_for(pump_task, 1)
+        await pumped(peer, make_link(peer, reconnects), body)
         return peer
+
+
+async def pumped(
+    peer: RealtimePeer,
+    link: RealtimeLink,
+    body: Callable[[RealtimePeer, RealtimeLink, asyncio.Queue[Event]], Awaitable[None]],
+) -> None:
+    """Open ``link``, pump its events into a queue, run ``body`` (5 s at most), close."""
+    await link.open()
+    queue: asyncio.Queue[Event] = asyncio.Queue()
+
+    async def pump() -> None:
+        async for event in link.events():
+            queue.put_nowait(event)
+
+    pump_task = asyncio.create_task(pump())
+    try:
+        await asyncio.wait_for(body(peer, link, queue), 5)
+    finally:
+        await link.close()
+        await asyncio.wait_for(pump_task, 1)
 
 
 async def one_turn(link: RealtimeLink, events: asyncio.Queue[Event]) -> None:

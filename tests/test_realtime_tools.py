@@ -60,6 +60,7 @@ from callgate.realtime.session import (
     session_form,
     session_update_event,
 )
+from tests.test_realtime_link import kind, pumped
 
 Event = RealtimeServerEvent | LinkEvent
 SAVE_NAME = {"name": "full_name", "value": "dana levi"}
@@ -99,10 +100,6 @@ async def next_of(events: asyncio.Queue[Event], want: Callable[[Event], bool]) -
                 return event
 
 
-def kind(name: str) -> Callable[[Event], bool]:
-    return lambda e: getattr(e, "type", None) == name
-
-
 async def until_done(events: asyncio.Queue[Event]) -> list[Event]:
     """Events up to and including the next ``response.done``."""
     seen: list[Event] = []
@@ -130,19 +127,7 @@ def with_link(
                 backoff_max_s=0.05,
                 session_timeout_s=1.0,
             )
-            await link.open()
-            queue: asyncio.Queue[Event] = asyncio.Queue()
-
-            async def pump() -> None:
-                async for event in link.events():
-                    queue.put_nowait(event)
-
-            pump_task = asyncio.create_task(pump())
-            try:
-                await asyncio.wait_for(body(peer, link, queue), 5)
-            finally:
-                await link.close()
-                await asyncio.wait_for(pump_task, 1)
+            await pumped(peer, link, body)
             return peer
 
     return asyncio.run(main())
