@@ -1,0 +1,148 @@
+"""Where the speech gate's time goes, stage by stage, per 20 ms frame.
+
+Feeds corpus clips to the gate in 20 ms chunks, as the live server does, and times each
+stage by wrapping the stage objects' methods with a ``perf_counter_ns`` timer (the timer's
+own cost, measured on an empty function, is subtracted). "glue" is what is left of the
+whole ``process_pcm16`` call: the gate's own per-frame code, the decision object and the
+calls between stages. The total is measured in a separate, unwrapped run::
+
+    PYTHONPATH=$PWD/src python -m benchmarks.profile_gate --quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from benchmarks.corpus import corpus_specs, load_clip
+
+FRAME_SAMPLES = 160
+
+STAGES: dict[str, tuple[str, tuple[str, ...]]] = {
+    # stage: (gate attribute, methods)
+    "reframe": ("_reframer", ("push",)),
+    "bandpass": ("_filter", ("process",)),
+    "music+residual": ("_music", ("update",)),
+    "voicing": ("_voicing", ("periodicity",)),
+    "noise floors": ("_floor", ("update", "rebase")),
+    "residual floor": ("_residual_floor", ("update",)),
+    "state machine": ("_machine", ("step", "recheck")),
+    "talker": ("_talker", ("update", "holds", "accepts")),
+    "agc": ("_agc", ("apply", "start_utterance")),
+    "preroll": ("_preroll", ("push", "drain", "evidence_run")),
+}
+
+
+def _timer(fn: Callable[..., Any], sink: list[int], counts: list[int]) -> Callable[..., Any]:
+    clock = time.perf_counter_ns
+
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        t0 = clock()
+        result = fn(*args, **kwargs)
+        sink[0] += clock() - t0
+        counts[0] += 1
+        return result
+
+    return timed
+
+
+def _overhead_ns() -> float:
+    """What one timed call of an empty function costs beyond the function itself."""
+    sink, counts = [0], [0]
+
+    def empty() -> None:
+        return None
+
+    timed = _timer(empty, sink, counts)
+    n = 200_000
+    for _ in range(n):
+        timed()
+    t0 = time.perf_counter_ns()
+    for _ in range(n):
+        empty()
+    bare = (time.perf_counter_ns() - t0) / n
+    # What the stage's own clock counted beyond the call: taken out of every stage.
+    return sink[0] / counts[0] - bare
+
+
+def _clips(quick: bool, limit: int | None) -> list[npt.NDArray[np.int16]]:
+    specs = corpus_specs(quick=quick)
+    if limit:
+        specs = specs[:: max(1, len(specs) // limit)][:limit]
+    return [load_clip(spec).pcm16 for spec in specs]
+
+
+def _feed(gate: Any, pcm: npt.NDArray[np.int16]) -> int:
+    frames = pcm.size // FRAME_SAMPLES
+    push = gate.process_pcm16
+    for start in range(0, frames * FRAME_SAMPLES, FRAME_SAMPLES):
+        push(pcm[start : start + FRAME_SAMPLES])
+    return frames
+
+
+def total_us_per_frame(clips: list[npt.NDArray[np.int16]], repeats: int) -> float:
+    """Best of ``repeats`` unwrapped runs, CPU microseconds per frame."""
+    from callgate.audio.gate import SpeechGate  # noqa: PLC0415
+
+    best = float("inf")
+    for _ in range(repeats):
+        frames = 0
+        t0 = time.process_time_ns()
+        for pcm in clips:
+            frames += _feed(SpeechGate(), pcm)
+        best = min(best, (time.process_time_ns() - t0) / frames / 1000)
+    return best
+
+
+def stage_us_per_frame(clips: list[npt.NDArray[np.int16]]) -> tuple[dict[str, float], int]:
+    """Microseconds per frame in each wrapped stage (timer cost taken out), and the frames."""
+    from callgate.audio.gate import SpeechGate  # noqa: PLC0415
+
+    inside = _overhead_ns()
+    sinks: dict[str, list[int]] = defaultdict(lambda: [0])
+    counts: dict[str, list[int]] = defaultdict(lambda: [0])
+    frames = 0
+    for pcm in clips:
+        gate = SpeechGate()
+        for stage, (attr, methods) in STAGES.items():
+            obj = getattr(gate, attr, None)
+            for method in methods:
+                fn = getattr(obj, method, None)
+                if fn is not None:
+                    setattr(obj, method, _timer(fn, sinks[stage], counts[stage]))
+        frames += _feed(gate, pcm)
+    return {
+        stage: max(0.0, (sinks[stage][0] - counts[stage][0] * inside) / frames / 1000)
+        for stage in STAGES
+    }, frames
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit code."""
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--quick", action="store_true", help="the benchmark's quick subset")
+    ap.add_argument("--clips", type=int, default=None, help="at most this many clips")
+    ap.add_argument("--repeats", type=int, default=3, help="unwrapped runs; the best counts")
+    args = ap.parse_args(argv)
+    clips = _clips(args.quick, args.clips)
+    total = total_us_per_frame(clips, args.repeats)
+    stages, frames = stage_us_per_frame(clips)
+    glue = total - sum(stages.values())
+    print(f"{len(clips)} clips, {frames} frames, 20 ms chunks; CPU us per frame")
+    for stage, us in [*stages.items(), ("glue (gate code, decision)", glue)]:
+        print(f"  {stage:28s} {us:6.1f}  {100 * us / total:4.0f}%")
+    print(f"  {'total (unwrapped)':28s} {total:6.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
