@@ -16,6 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from callgate.audio.fastfft import rfft_into
+
+_sum = np.add.reduce
+
 
 @dataclass(frozen=True, slots=True)
 class MusicOptions:
@@ -82,9 +86,23 @@ class MusicDetector:
         """Forget everything, as at the start of a new call."""
         self.music = False
         bins = self._band.stop - self._band.start
-        self._runs = np.zeros(bins, dtype=np.int32)
+        # Work buffers, reused every frame (see _held_share for what each view is).
+        self._windowed = np.zeros(self._window.size)
+        self._spectrum = np.zeros(self._nfft // 2 + 1, dtype=np.complex128)
+        self._band_spectrum = self._spectrum[self._band]
+        self._magnitude = np.zeros(bins)
+        self._power = np.zeros(bins)
         self._padded_db = np.zeros(bins + 8)
+        self._power_db = self._padded_db[4 : 4 + bins]
+        self._closest = np.zeros(bins)
+        self._neighbourhood = np.zeros(bins)
+        self._is_peak = np.zeros(bins, dtype=bool)
+        self._prominent = np.zeros(bins, dtype=bool)
+        self._keep = np.zeros(bins, dtype=bool)
+        # The run lengths sit inside a zero border, so dilating them needs no copy.
         self._padded_runs = np.zeros(bins + 2, dtype=np.int32)
+        self._runs = self._padded_runs[1:-1]
+        self._dilated_runs = np.zeros(bins, dtype=np.int32)
         self._held_scores: deque[float] = deque(maxlen=self._on_frames)
         self._active: deque[bool] = deque(maxlen=self._on_frames)
         self._held_sum = 0.0
@@ -133,38 +151,48 @@ class MusicDetector:
         return self.music
 
     def _held_share(self, window: npt.NDArray[np.float64]) -> float:
-        spectrum = np.abs(np.fft.rfft(window * self._window, self._nfft))[self._band]
-        power_db = 20.0 * np.log10(spectrum + 1e-9)
+        # Same arithmetic as abs(rfft(window * hann))[band] and so on, in place: per 20 ms
+        # frame the allocations and call overhead cost more than the numbers.
+        np.multiply(window, self._window, out=self._windowed)
+        rfft_into(self._windowed, self._spectrum)
+        spectrum = np.abs(self._band_spectrum, out=self._magnitude)
+        # power_db is a view into the middle of the padded copy, which the peak test reads.
+        power_db = self._power_db
+        np.add(spectrum, 1e-9, out=power_db)
+        np.log10(power_db, out=power_db)
+        np.multiply(20.0, power_db, out=power_db)
         # A peak: a local maximum that stands out from the bins four either side. Edge
         # bins are compared with copies of themselves, which never makes them peaks.
         n = power_db.size
         padded = self._padded_db
-        padded[4 : 4 + n] = power_db
         padded[:4] = power_db[0]
         padded[4 + n :] = power_db[-1]
-        neighbourhood = np.maximum(padded[:n], padded[8:])
-        is_peak = (
-            (power_db >= padded[3 : 3 + n])
-            & (power_db >= padded[5 : 5 + n])
-            & (power_db - neighbourhood >= self._prominence)
-        )
-        # A held note may wobble by one bin; dilate the previous runs before extending them.
-        runs = self._padded_runs
-        runs[1:-1] = self._runs
-        previous = np.maximum(np.maximum(runs[:-2], runs[1:-1]), runs[2:])
-        self._runs = np.where(is_peak, previous + 1, 0).astype(np.int32)
+        neighbourhood = np.maximum(padded[:n], padded[8:], out=self._neighbourhood)
+        np.subtract(power_db, neighbourhood, out=neighbourhood)
+        prominent = np.greater_equal(neighbourhood, self._prominence, out=self._prominent)
+        # At least both neighbours <=> at least the larger one.
+        closest = np.maximum(padded[3 : 3 + n], padded[5 : 5 + n], out=self._closest)
+        is_peak = np.greater_equal(power_db, closest, out=self._is_peak)
+        np.logical_and(is_peak, prominent, out=is_peak)
+        # A held note may wobble by one bin: extend the previous runs dilated by one bin
+        # (kept from the last analysis), and end every run where there is no peak now.
+        runs = self._runs
+        np.add(self._dilated_runs, 1, out=runs)
+        np.multiply(runs, is_peak, out=runs)
+        padded_runs = self._padded_runs
+        dilated = np.maximum(padded_runs[:-2], runs, out=self._dilated_runs)
+        np.maximum(dilated, padded_runs[2:], out=dilated)
+        power = np.multiply(spectrum, spectrum, out=self._power)
         if self._residual_held:
-            held_bins = self._runs >= self._residual_held
-            near_held = held_bins.copy()
-            near_held[1:] |= held_bins[:-1]
-            near_held[:-1] |= held_bins[1:]
-            power = spectrum * spectrum
-            self.last_residual_db = 10.0 * float(np.log10(power[~near_held].sum() + 1e-12))
-        peak_power = spectrum[is_peak] ** 2
-        total = float(peak_power.sum())
+            # Bins within one of a held peak are out: the dilated runs say which.
+            keep = np.less(dilated, self._residual_held, out=self._keep)
+            # np.add.reduce is what ndarray.sum runs, without its Python wrapper.
+            self.last_residual_db = 10.0 * float(np.log10(_sum(power[keep]) + 1e-12))
+        # Runs are non-zero at peaks only, so peak power is the power where runs >= 1.
+        total = float(_sum(power[is_peak]))
         if total <= 0.0:
             return 0.0
-        held_power = float(peak_power[self._runs[is_peak] >= self._held_frames].sum())
+        held_power = float(_sum(power[runs >= self._held_frames]))
         return held_power / total
 
     def _push(self, held: float, active: bool) -> None:
