@@ -13,6 +13,11 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from callgate.audio.fastfft import irfft_into, rfft_into
+
+_max = np.maximum.reduce
+_sum = np.add.reduce
+
 
 @dataclass(frozen=True, slots=True)
 class VoicingOptions:
@@ -52,9 +57,35 @@ class VoicingAnalyzer:
         lags = np.arange(self.min_lag, self.max_lag + 1)
         # Unbiased normalisation: fewer products overlap at longer lags.
         self._lag_scale = window_samples / (window_samples - lags)
+        # Work buffers reused every call; the arithmetic is that of numpy.fft, in place.
+        self._centred = np.zeros(window_samples)
+        self._spectrum = np.zeros(self._nfft // 2 + 1, dtype=np.complex128)
+        self._real = self._spectrum.real
+        self._imag = self._spectrum.imag
+        self._power = np.zeros(self._nfft // 2 + 1)
+        self._imag_power = np.zeros(self._nfft // 2 + 1)
+        self._autocorr = np.zeros(self._nfft)
+        self._lags = self._autocorr[self.min_lag : self.max_lag + 1]
+        self._scaled = np.zeros(lags.size)
 
     def periodicity(self, window: npt.NDArray[np.float64]) -> float:
         """0 (noise-like) to about 1 (strictly periodic) for one window of filtered audio."""
+        if window.size != self.window_samples:
+            return self._periodicity(window)
+        # window.mean(), without its Python wrapper: the sum over the count.
+        centred = np.subtract(window, _sum(window) / window.size, out=self._centred)
+        rfft_into(centred, self._spectrum)
+        real, imag = self._real, self._imag
+        power = np.multiply(real, real, out=self._power)
+        np.add(power, np.multiply(imag, imag, out=self._imag_power), out=power)
+        autocorr = irfft_into(power, self._autocorr)
+        energy = autocorr[0]
+        if energy <= 1e-12:
+            return 0.0
+        peak = float(_max(np.multiply(self._lags, self._lag_scale, out=self._scaled)))
+        return min(1.0, max(0.0, peak / float(energy)))
+
+    def _periodicity(self, window: npt.NDArray[np.float64]) -> float:
         centred = window - window.mean()
         spectrum = np.fft.rfft(centred, self._nfft)
         autocorr = np.fft.irfft(spectrum.real**2 + spectrum.imag**2, self._nfft)
