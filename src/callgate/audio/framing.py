@@ -26,6 +26,9 @@ class Reframer:
 
     def push(self, samples: npt.NDArray[np.int16]) -> list[npt.NDArray[np.int16]]:
         """Add samples; return every frame now complete, oldest first."""
+        if samples.size == self.frame_samples and not self._pending.size and samples.ndim == 1:
+            # The live case: one whole frame per chunk (Twilio's 20 ms), nothing pending.
+            return [samples]
         data = np.concatenate((self._pending, samples)) if self._pending.size else samples
         whole = data.size - data.size % self.frame_samples
         self._pending = data[whole:].copy()

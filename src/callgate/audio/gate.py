@@ -266,7 +266,8 @@ class SpeechGate:
     def _process_frame(self, frame: npt.NDArray[np.int16]) -> FrameDecision:
         index = self._frames
         self._frames += 1
-        filtered = self._filter.process(frame.astype(np.float64) / 32768.0)
+        # int16 * 2**-15 in one step: exactly astype(float64) / 32768.0, one call fewer.
+        filtered = self._filter.process(np.multiply(frame, 1.0 / 32768.0))
         self._history = np.concatenate((self._history[filtered.size :], filtered))
         level = rms_to_dbfs(frame_rms(filtered))
         noise = self._floor.floor_dbfs
