@@ -83,6 +83,7 @@ class NoiseFloorTracker:
         self._rise = _smoothing(o.frame_ms, o.rise_time_ms)
         self._steady_rise = _smoothing(o.frame_ms, o.steady_rise_time_ms)
         self._steady_frames = o.steady_window_ms // o.frame_ms
+        self._steady_variance = o.steady_spread_db**2
         self.reset()
 
     def reset(self) -> None:
@@ -101,12 +102,14 @@ class NoiseFloorTracker:
 
     def steady(self) -> bool:
         """The level has stayed within ``steady_spread_db`` for the whole steady window."""
-        n = len(self._recent)
+        return self._steady(len(self._recent))
+
+    def _steady(self, n: int) -> bool:
         if n < self._steady_frames:
             return False
         mean = self._sum / n
         variance = max(0.0, self._sum_sq / n - mean * mean)
-        return variance <= self.options.steady_spread_db**2
+        return variance <= self._steady_variance
 
     def update(self, level_dbfs: float, *, speech: bool, music: bool = False) -> float:
         """Account for one frame's level and return the floor to judge the *next* frame by.
@@ -116,7 +119,15 @@ class NoiseFloorTracker:
         ``music`` slows the fall, so the floor sits under the music rather than its gaps.
         """
         self.frames_seen += 1
-        self._remember(level_dbfs)
+        # The steady window's running sums, inline: this runs twice per frame of every call.
+        recent = self._recent
+        if len(recent) == self._steady_frames:
+            oldest = recent[0]
+            self._sum -= oldest
+            self._sum_sq -= oldest * oldest
+        recent.append(level_dbfs)
+        self._sum += level_dbfs
+        self._sum_sq += level_dbfs * level_dbfs
         if self.frames_seen <= self._calibration_frames:
             self._calibration.append(level_dbfs)
             ordered = sorted(self._calibration)
@@ -126,8 +137,8 @@ class NoiseFloorTracker:
         if level_dbfs < self.floor_dbfs:
             fall = self._music_fall if music else self._fall
             self.floor_dbfs += (level_dbfs - self.floor_dbfs) * fall
-        elif self.steady():
-            self.floor_dbfs += (self._sum / len(self._recent) - self.floor_dbfs) * self._steady_rise
+        elif self._steady(len(recent)):
+            self.floor_dbfs += (self._sum / len(recent) - self.floor_dbfs) * self._steady_rise
         elif not speech:
             self.floor_dbfs += (level_dbfs - self.floor_dbfs) * self._rise
         return self.floor_dbfs
@@ -141,12 +152,3 @@ class NoiseFloorTracker:
         if self._recent:
             self.floor_dbfs = max(self.floor_dbfs, min(self._recent))
         return self.floor_dbfs
-
-    def _remember(self, level_dbfs: float) -> None:
-        if len(self._recent) == self._recent.maxlen:
-            oldest = self._recent[0]
-            self._sum -= oldest
-            self._sum_sq -= oldest * oldest
-        self._recent.append(level_dbfs)
-        self._sum += level_dbfs
-        self._sum_sq += level_dbfs * level_dbfs
