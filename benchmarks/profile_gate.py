@@ -131,11 +131,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--quick", action="store_true", help="the benchmark's quick subset")
     ap.add_argument("--clips", type=int, default=None, help="at most this many clips")
-    ap.add_argument("--repeats", type=int, default=3, help="unwrapped runs; the best counts")
+    ap.add_argument("--repeats", type=int, default=3, help="runs of each kind; the best counts")
     args = ap.parse_args(argv)
     clips = _clips(args.quick, args.clips)
-    total = total_us_per_frame(clips, args.repeats)
-    stages, frames = stage_us_per_frame(clips)
+    # Shared machines are noisy: interleave the runs and keep each number's best.
+    total = float("inf")
+    stages: dict[str, float] = {}
+    frames = 0
+    for _ in range(args.repeats):
+        total = min(total, total_us_per_frame(clips, 1))
+        run, frames = stage_us_per_frame(clips)
+        stages = {k: min(v, stages.get(k, v)) for k, v in run.items()}
     glue = total - sum(stages.values())
     print(f"{len(clips)} clips, {frames} frames, 20 ms chunks; CPU us per frame")
     for stage, us in [*stages.items(), ("glue (gate code, decision)", glue)]:
