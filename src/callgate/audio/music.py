@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+from numpy.lib.stride_tricks import as_strided
 
 from callgate.audio.fastfft import rfft_into
 
@@ -94,6 +95,11 @@ class MusicDetector:
         self._power = np.zeros(bins)
         self._padded_db = np.zeros(bins + 8)
         self._power_db = self._padded_db[4 : 4 + bins]
+        # Both 4-bin edges of the padding as one (2, 4) view, and the first and last bin
+        # as a (2, 1) view, so the edge copies are one call.
+        step = self._padded_db.strides[0]
+        self._edges = as_strided(self._padded_db, shape=(2, 4), strides=((bins + 4) * step, step))
+        self._ends = as_strided(self._power_db, shape=(2, 1), strides=((bins - 1) * step, step))
         self._closest = np.zeros(bins)
         self._neighbourhood = np.zeros(bins)
         self._is_peak = np.zeros(bins, dtype=bool)
@@ -165,8 +171,7 @@ class MusicDetector:
         # bins are compared with copies of themselves, which never makes them peaks.
         n = power_db.size
         padded = self._padded_db
-        padded[:4] = power_db[0]
-        padded[4 + n :] = power_db[-1]
+        np.copyto(self._edges, self._ends)  # padded[:4] = power_db[0]; padded[4 + n:] = [-1]
         neighbourhood = np.maximum(padded[:n], padded[8:], out=self._neighbourhood)
         np.subtract(power_db, neighbourhood, out=neighbourhood)
         prominent = np.greater_equal(neighbourhood, self._prominence, out=self._prominent)
