@@ -100,6 +100,11 @@ class MusicDetector:
         step = self._padded_db.strides[0]
         self._edges = as_strided(self._padded_db, shape=(2, 4), strides=((bins + 4) * step, step))
         self._ends = as_strided(self._power_db, shape=(2, 1), strides=((bins - 1) * step, step))
+        # The shifted views the peak test and the run dilation read, made once.
+        self._far_left = self._padded_db[:bins]
+        self._far_right = self._padded_db[8:]
+        self._left = self._padded_db[3 : 3 + bins]
+        self._right = self._padded_db[5 : 5 + bins]
         self._closest = np.zeros(bins)
         self._neighbourhood = np.zeros(bins)
         self._is_peak = np.zeros(bins, dtype=bool)
@@ -109,6 +114,8 @@ class MusicDetector:
         self._padded_runs = np.zeros(bins + 2, dtype=np.int32)
         self._runs = self._padded_runs[1:-1]
         self._dilated_runs = np.zeros(bins, dtype=np.int32)
+        self._runs_left = self._padded_runs[:-2]
+        self._runs_right = self._padded_runs[2:]
         self._held_scores: deque[float] = deque(maxlen=self._on_frames)
         self._active: deque[bool] = deque(maxlen=self._on_frames)
         self._held_sum = 0.0
@@ -169,14 +176,12 @@ class MusicDetector:
         np.multiply(20.0, power_db, out=power_db)
         # A peak: a local maximum that stands out from the bins four either side. Edge
         # bins are compared with copies of themselves, which never makes them peaks.
-        n = power_db.size
-        padded = self._padded_db
-        np.copyto(self._edges, self._ends)  # padded[:4] = power_db[0]; padded[4 + n:] = [-1]
-        neighbourhood = np.maximum(padded[:n], padded[8:], out=self._neighbourhood)
+        np.copyto(self._edges, self._ends)  # the padding: copies of the first and last bin
+        neighbourhood = np.maximum(self._far_left, self._far_right, out=self._neighbourhood)
         np.subtract(power_db, neighbourhood, out=neighbourhood)
         prominent = np.greater_equal(neighbourhood, self._prominence, out=self._prominent)
         # At least both neighbours <=> at least the larger one.
-        closest = np.maximum(padded[3 : 3 + n], padded[5 : 5 + n], out=self._closest)
+        closest = np.maximum(self._left, self._right, out=self._closest)
         is_peak = np.greater_equal(power_db, closest, out=self._is_peak)
         np.logical_and(is_peak, prominent, out=is_peak)
         # A held note may wobble by one bin: extend the previous runs dilated by one bin
@@ -184,9 +189,8 @@ class MusicDetector:
         runs = self._runs
         np.add(self._dilated_runs, 1, out=runs)
         np.multiply(runs, is_peak, out=runs)
-        padded_runs = self._padded_runs
-        dilated = np.maximum(padded_runs[:-2], runs, out=self._dilated_runs)
-        np.maximum(dilated, padded_runs[2:], out=dilated)
+        dilated = np.maximum(self._runs_left, runs, out=self._dilated_runs)
+        np.maximum(dilated, self._runs_right, out=dilated)
         power = np.multiply(spectrum, spectrum, out=self._power)
         if self._residual_held:
             # Bins within one of a held peak are out: the dilated runs say which.
