@@ -2,9 +2,11 @@
 
 Feeds corpus clips to the gate in 20 ms chunks, as the live server does, and times each
 stage by wrapping the stage objects' methods with a ``perf_counter_ns`` timer (the timer's
-own cost, measured on an empty function, is subtracted). "glue" is what is left of the
-whole ``process_pcm16`` call: the gate's own per-frame code, the decision object and the
-calls between stages. The total is measured in a separate, unwrapped run::
+own cost, measured on an empty function, is subtracted), and the whole run on the same
+clock. "glue" is what is left of the whole run: the gate's own per-frame code, the decision
+object, the calls between stages and the feeding loop. The shares come from that wall-clock
+run; the microseconds are those shares of the CPU time (process time) of separate,
+unwrapped runs, so that other jobs on a shared machine do not inflate the stages::
 
     PYTHONPATH=$PWD/src python -m benchmarks.profile_gate --quick
 """
@@ -53,8 +55,9 @@ def _timer(fn: Callable[..., Any], sink: list[int], counts: list[int]) -> Callab
     return timed
 
 
-def _overhead_ns() -> float:
-    """What one timed call of an empty function costs beyond the function itself."""
+def _overhead_ns() -> tuple[float, float]:
+    """What one timed call of an empty function costs beyond the function itself: the part
+    its own clock counts, and the part outside it."""
     sink, counts = [0], [0]
 
     def empty() -> None:
@@ -62,14 +65,16 @@ def _overhead_ns() -> float:
 
     timed = _timer(empty, sink, counts)
     n = 200_000
+    t0 = time.perf_counter_ns()
     for _ in range(n):
         timed()
+    outer = (time.perf_counter_ns() - t0) / n
     t0 = time.perf_counter_ns()
     for _ in range(n):
         empty()
     bare = (time.perf_counter_ns() - t0) / n
-    # What the stage's own clock counted beyond the call: taken out of every stage.
-    return sink[0] / counts[0] - bare
+    inside = sink[0] / counts[0] - bare
+    return inside, outer - bare - inside
 
 
 def _clips(quick: bool, limit: int | None) -> list[npt.NDArray[np.int16]]:
@@ -101,14 +106,15 @@ def total_us_per_frame(clips: list[npt.NDArray[np.int16]], repeats: int) -> floa
     return best
 
 
-def stage_us_per_frame(clips: list[npt.NDArray[np.int16]]) -> tuple[dict[str, float], int]:
-    """Microseconds per frame in each wrapped stage (timer cost taken out), and the frames."""
+def stage_shares(clips: list[npt.NDArray[np.int16]]) -> tuple[dict[str, float], int]:
+    """Each wrapped stage's share of the whole run (timer cost taken out), and the frames."""
     from callgate.audio.gate import SpeechGate  # noqa: PLC0415
 
-    inside = _overhead_ns()
+    inside, outside = _overhead_ns()
     sinks: dict[str, list[int]] = defaultdict(lambda: [0])
     counts: dict[str, list[int]] = defaultdict(lambda: [0])
     frames = 0
+    t0 = time.perf_counter_ns()
     for pcm in clips:
         gate = SpeechGate()
         for stage, (attr, methods) in STAGES.items():
@@ -118,9 +124,10 @@ def stage_us_per_frame(clips: list[npt.NDArray[np.int16]]) -> tuple[dict[str, fl
                 if fn is not None:
                     setattr(obj, method, _timer(fn, sinks[stage], counts[stage]))
         frames += _feed(gate, pcm)
+    calls = sum(c[0] for c in counts.values())
+    whole = time.perf_counter_ns() - t0 - calls * (inside + outside)
     return {
-        stage: max(0.0, (sinks[stage][0] - counts[stage][0] * inside) / frames / 1000)
-        for stage in STAGES
+        stage: max(0.0, sinks[stage][0] - counts[stage][0] * inside) / whole for stage in STAGES
     }, frames
 
 
@@ -134,18 +141,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3, help="runs of each kind; the best counts")
     args = ap.parse_args(argv)
     clips = _clips(args.quick, args.clips)
-    # Shared machines are noisy: interleave the runs and keep each number's best.
+    # Shared machines are noisy: interleave the runs; the best total, the median shares.
     total = float("inf")
-    stages: dict[str, float] = {}
+    runs: list[dict[str, float]] = []
     frames = 0
     for _ in range(args.repeats):
         total = min(total, total_us_per_frame(clips, 1))
-        run, frames = stage_us_per_frame(clips)
-        stages = {k: min(v, stages.get(k, v)) for k, v in run.items()}
-    glue = total - sum(stages.values())
+        shares, frames = stage_shares(clips)
+        runs.append(shares)
+    stages = {k: float(np.median([r[k] for r in runs])) for k in STAGES}
+    stages["glue (gate code, decision)"] = max(0.0, 1.0 - sum(stages.values()))
     print(f"{len(clips)} clips, {frames} frames, 20 ms chunks; CPU us per frame")
-    for stage, us in [*stages.items(), ("glue (gate code, decision)", glue)]:
-        print(f"  {stage:28s} {us:6.1f}  {100 * us / total:4.0f}%")
+    for stage, share in stages.items():
+        print(f"  {stage:28s} {share * total:6.1f}  {100 * share:4.0f}%")
     print(f"  {'total (unwrapped)':28s} {total:6.1f}")
     return 0
 
