@@ -1,6 +1,7 @@
 """What the recognizer hears through the gate, against the whole clip.
 
-    python -m benchmarks.run_gate_asr_benchmark [--quick] [--word-end-ms 0 120] [--out FILE]
+    python -m benchmarks.run_gate_asr_benchmark [--quick] [--conditions NAME ...]
+        [--variant OPTIONS ...] [--out FILE]
 
 The gate benchmark scores frames against labels taken from the clean speech's energy. It
 cannot see a word whose soft end the gate dropped, which is what a caller loses. This
@@ -9,7 +10,8 @@ noise after 1 s of the noise alone (the gate calibrates on it), and transcribes 
 local recognizer (faster-whisper tiny.en):
 
 - the whole clip (what an ungated line would give);
-- the audio the gate sent, for each AUDIO_WORD_END_MS value.
+- the audio the gate sent, for the defaults and for each ``--variant``: comma-separated
+  GateOptions overrides, dotted for nested options (``machine.max_unvoiced_frames=15``).
 
 It reports the word error rate, the share of sentences whose last word the recognizer
 got, and the share of the audio sent.
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import itertools
 import shlex
 import sys
 import time
@@ -30,7 +33,9 @@ import numpy as np
 import numpy.typing as npt
 from rich.progress import Progress
 
+from benchmarks.detectors import with_overrides
 from benchmarks.report import write_section
+from benchmarks.run_gate_benchmark import parse_gate_options
 from benchmarks.run_speech_benchmark import (
     CONDITIONS,
     NoiseBank,
@@ -39,6 +44,7 @@ from benchmarks.run_speech_benchmark import (
     speak_piper,
     word_error_rate,
 )
+from callgate.audio.gate import GateOptions, SpeechGate
 from callgate.config import load_settings
 from callgate.speech.stt import LocalWhisperSTT, WhisperOptions
 from callgate.speech.tts import PiperTTS
@@ -60,8 +66,15 @@ def line_clip(
     return telephone_channel(mix_at_snr(clean, bank.cut(bed, clean.size), snr, RATE), RATE)
 
 
-def gated(pcm: npt.NDArray[np.int16], word_end_ms: int) -> npt.NDArray[np.int16]:
-    gate = load_settings({"AUDIO_WORD_END_MS": str(word_end_ms)}, env_file=None).build_gate()
+def gate_options(variant: str) -> GateOptions:
+    """The settings' gate defaults with one variant's overrides."""
+    defaults = load_settings({}, env_file=None).gate_options()
+    items = [item for item in variant.split(",") if item.strip()]
+    return with_overrides(defaults, parse_gate_options(items)) if items else defaults
+
+
+def gated(pcm: npt.NDArray[np.int16], options: GateOptions) -> npt.NDArray[np.int16]:
+    gate = SpeechGate(options)
     sent = [d.audio for d in gate.process_pcm16(pcm) if d.audio.size]
     return np.concatenate(sent) if sent else np.zeros(0, dtype=np.int16)
 
@@ -76,17 +89,23 @@ async def run(args: argparse.Namespace) -> str:
     piper = PiperTTS()
     bank = NoiseBank(np.random.default_rng(5))
     items = corpus(args.quick)
-    variants = ["whole clip", *(f"gate, AUDIO_WORD_END_MS={ms}" for ms in args.word_end_ms)]
+    conditions = args.conditions or list(CONDITIONS)
+    options = [gate_options(v) for v in args.variant]
+    variants = ["whole clip", *(f"gate, {v or 'defaults'}" for v in args.variant)]
     errors: dict[tuple[str, str], list[float]] = defaultdict(list)
     last: dict[tuple[str, str], list[bool]] = defaultdict(list)
     sent_share: dict[tuple[str, str], list[float]] = defaultdict(list)
     speech = [speak_piper(piper, item.text) for item in items]
     with Progress() as progress:
-        task = progress.add_task("transcribing", total=len(items) * len(CONDITIONS))
-        for condition in CONDITIONS:
+        total = len(items) * len(conditions) * args.repeats
+        task = progress.add_task("transcribing", total=total)
+        for condition, _ in itertools.product(CONDITIONS, range(args.repeats)):
             for item, voice in zip(items, speech, strict=True):
+                # Every clip is cut from the noise bank, so a subset hears the same noise.
                 pcm = line_clip(voice, bank, condition)
-                audios = [pcm, *(gated(pcm, ms) for ms in args.word_end_ms)]
+                if condition not in conditions:
+                    continue
+                audios = [pcm, *(gated(pcm, o) for o in options)]
                 for variant, audio in zip(variants, audios, strict=True):
                     heard = await stt.transcribe(audio) if audio.size else ""
                     key = (condition, variant)
@@ -98,7 +117,7 @@ async def run(args: argparse.Namespace) -> str:
         "| condition | audio | WER | last word heard | audio passed on |",
         "|---|---|---|---|---|",
     ]
-    for condition in CONDITIONS:
+    for condition in conditions:
         for variant in variants:
             key = (condition, variant)
             rows.append(
@@ -111,7 +130,18 @@ async def run(args: argparse.Namespace) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smaller corpus")
-    parser.add_argument("--word-end-ms", type=int, nargs="+", default=[0, 120])
+    parser.add_argument(
+        "--conditions", nargs="+", choices=list(CONDITIONS), help="a subset of the conditions"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="each sentence this many times, in new noise"
+    )
+    parser.add_argument(
+        "--variant",
+        nargs="+",
+        default=[""],
+        help="gate variants: comma-separated GateOptions overrides ('' = the defaults)",
+    )
     parser.add_argument("--out", type=Path, help="replace the gate-asr section of this file")
     args = parser.parse_args(argv)
     started = time.perf_counter()
@@ -123,7 +153,7 @@ def main(argv: list[str] | None = None) -> None:
         f"Generated {date} by `{command}` on the shared 2-core machine in "
         f"{time.perf_counter() - started:.0f} s. The speech benchmark's sentences in Piper's "
         "voice, after 1 s of the noise alone, recognized by faster-whisper tiny.en "
-        "(beam 5, no prompts); gate defaults otherwise.\n\n" + table
+        "(beam 5, no prompts); each gate row names its overrides of the defaults.\n\n" + table
     )
     print(body)
     if args.out:
