@@ -73,6 +73,15 @@ class Settings(BaseSettings):
         "their level still holds speech open, in ms (a multiple of the frame): a word's soft "
         "end ('-ing') is not cut as another talker. 0: off (such sound ends speech at once).",
     )
+    audio_continuation_ms: int = Field(
+        120,
+        ge=0,
+        le=1_000,
+        description="A candidate that opens within this long after the caller's speech ended "
+        "may be as far below their level as speech that holds the gate (the talker rule's "
+        "hold margin), in ms (a multiple of the frame): a sentence's soft last word is not "
+        "taken for another talker. 0: off.",
+    )
     audio_onset_snr_db: float = Field(
         4.0,
         ge=0,
@@ -364,6 +373,11 @@ class Settings(BaseSettings):
                 f"AUDIO_FRAME_SIZE_MS ({frame})",
             ),
             (
+                self.audio_continuation_ms % frame == 0,
+                f"AUDIO_CONTINUATION_MS ({self.audio_continuation_ms}) must be a multiple of "
+                f"AUDIO_FRAME_SIZE_MS ({frame})",
+            ),
+            (
                 self.audio_onset_lookback_ms % frame == 0,
                 f"AUDIO_ONSET_LOOKBACK_MS ({self.audio_onset_lookback_ms}) must be a multiple "
                 f"of AUDIO_FRAME_SIZE_MS ({frame})",
@@ -488,6 +502,7 @@ class Settings(BaseSettings):
             preroll_ms=self.audio_preroll_ms,
             onset_lookback_ms=self.audio_onset_lookback_ms,
             onset_snr_db=self.audio_onset_snr_db,
+            continuation_ms=self.audio_continuation_ms,
             normal=Thresholds(self.snr_start_normal, self.snr_stop_normal),
             music=Thresholds(self.snr_start_music, self.snr_stop_music),
             machine=StateMachineOptions(
