@@ -176,6 +176,7 @@ DETECTOR_NAMES = (
     "gate-fixed-preroll",
     "gate+silero",
     "gate+silero-m8",
+    "gate+music-listener",
     "legacy-energy",
     "silero-vad",
     "webrtc-vad-2",
@@ -208,6 +209,10 @@ def build_detectors(
                 # GATE_CONFIRMER=silero SNR_START_MUSIC=8 SNR_STOP_MUSIC=5.
                 relaxed = {"confirmer": "silero", "music.start_db": 8.0, "music.stop_db": 5.0}
                 detectors.append(FrameGateDetector(name, _gate_factory({**opts, **relaxed})))
+            elif name == "gate+music-listener":
+                # GATE_MUSIC_LISTENER=true: Silero opens and confirms under loud music only.
+                listener = {**opts, "music_listener": True}
+                detectors.append(FrameGateDetector(name, _gate_factory(listener)))
             elif name == "legacy-energy":
                 detectors.append(FrameGateDetector(name, _legacy_factory()))
             elif name == "silero-vad":

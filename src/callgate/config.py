@@ -20,6 +20,8 @@ from callgate.audio.bandpass import BandpassOptions
 from callgate.audio.gate import Thresholds
 from callgate.audio.music import MusicOptions
 from callgate.audio.noise_floor import NoiseFloorOptions
+from callgate.audio.silero import missing_message as silero_missing
+from callgate.audio.silero import silero_available
 from callgate.audio.state_machine import StateMachineOptions
 
 VadKind = Literal["gate", "legacy"]
@@ -138,6 +140,12 @@ class Settings(BaseSettings):
     )
     gate_confirmer_threshold: float = Field(
         0.5, gt=0, lt=1, description="Silero speech probability a candidate needs to open."
+    )
+    gate_music_listener: bool = Field(
+        False,
+        description="While loud music plays (its floor within 10 dB of the caller's level), "
+        "Silero VAD (ONNX) listens to every frame and may open and confirm speech: callers "
+        "at 0-5 dB under loud music. Needs the Silero model, like GATE_CONFIRMER=silero.",
     )
     gate_music_residual: bool = Field(
         True,
@@ -452,6 +460,12 @@ class Settings(BaseSettings):
                 "STT_BACKEND/TTS_BACKEND=openai and AGENT_BACKEND=agents_sdk need OPENAI_API_KEY",
             ),
         ]
+        for name, wanted in (
+            ("GATE_CONFIRMER=silero", self.gate_confirmer == "silero"),
+            ("GATE_MUSIC_LISTENER=true", self.gate_music_listener),
+        ):
+            if wanted and not silero_available():
+                rules.append((False, f"{name} needs Silero VAD: {silero_missing()}"))
         broken = [message for ok, message in rules if not ok]
         if broken:
             raise ValueError("; ".join(broken))
@@ -526,6 +540,7 @@ class Settings(BaseSettings):
             confirmer=self.gate_confirmer,
             confirmer_threshold=self.gate_confirmer_threshold,
             music_residual=self.gate_music_residual,
+            music_listener=self.gate_music_listener,
         )
 
     def legacy_vad_options(self) -> LegacyVadOptions:

@@ -30,6 +30,7 @@ from callgate.audio.decision import SILENCE, SPEECH, FrameDecision, GateState
 from callgate.audio.framing import Reframer
 from callgate.audio.level import frame_rms, rms_to_dbfs
 from callgate.audio.music import MusicDetector, MusicOptions
+from callgate.audio.music_listener import MusicSpeechListener
 from callgate.audio.noise_floor import NoiseFloorOptions, NoiseFloorTracker
 from callgate.audio.preroll import OnsetRule, PrerollBuffer
 from callgate.audio.state_machine import GateEvent, SpeechStateMachine, StateMachineOptions
@@ -121,6 +122,15 @@ class GateOptions:
     after the hangover ran out in the dip before it, well below the caller's vowels; the
     start margin took it for another talker. Piper sentences through the gate, last word
     heard: quiet 48 -> 56 of 60, street 41 -> 44 (gate ASR benchmark, 2026-11-25)."""
+    music_listener: bool = False
+    """While loud music plays, run Silero VAD on every frame and let it open and confirm
+    candidates (GATE_MUSIC_LISTENER): a caller at 0-5 dB under loud music is invisible to
+    the SNR. Silero runs only then, so it costs CPU during loud music only."""
+    music_listener_threshold: float = 0.7
+    """Silero probability at which a frame counts as above the start threshold and voiced."""
+    music_listener_below_db: float = 10.0
+    """Music counts as loud when the floor is less than this far below the caller's level
+    (or the caller is not known yet). Under weaker music the SNR does better alone."""
     confirmer: str = "none"
     """Second stage for candidates: 'none' or 'silero' (Silero VAD, ONNX)."""
     confirmer_threshold: float = 0.5
@@ -202,6 +212,7 @@ class SpeechGate:
         self._held_tone_frames = max(1, o.music_detector.held_ms // o.frame_ms)
         # Held tones are periodic too: no voiced starts while sound is even half music-like.
         self._tonal_limit = o.music_detector.held_share_on / 2
+        self._listener = MusicSpeechListener() if o.music_listener else None
         self._confirmer: CandidateConfirmer | None = make_confirmer(
             o.confirmer, o.confirmer_threshold, self._frame_samples
         )
@@ -257,6 +268,8 @@ class SpeechGate:
         (echo guard): its own voice leaking back must not open the gate."""
         if self._confirmer is not None:
             self._confirmer.reset()
+        if self._listener is not None:
+            self._listener.reset()
 
     def process_ulaw(self, data: bytes) -> list[FrameDecision]:
         """Feed mu-law bytes (Twilio ``media`` payloads); one decision per completed frame."""
@@ -301,6 +314,8 @@ class SpeechGate:
             voicing = 0.0
         if self._confirmer is not None:
             self._confirmer.observe(frame)
+        if self._listener is not None:
+            snr, voicing = self._listened(frame, music_was_on, snr, voicing, thresholds)
         was_silent = self._machine.state is SILENCE
         distant = not self._talker.holds(level)
         self._candidate_peak = level if was_silent else max(self._candidate_peak, level)
@@ -395,6 +410,31 @@ class SpeechGate:
         return opened - self._last_speech <= self._continuation_frames and self._talker.holds(
             self._candidate_peak
         )
+
+    def _listened(
+        self,
+        frame: npt.NDArray[np.int16],
+        music_on: bool,
+        snr: float,
+        voicing: float,
+        thresholds: Thresholds,
+    ) -> tuple[float, float]:
+        """SNR and voicing, raised where the music listener hears speech starting."""
+        assert self._listener is not None
+        caller = self._talker.level_dbfs if self._talker.known else None
+        loud = (
+            caller is None or caller - self._floor.floor_dbfs < self.options.music_listener_below_db
+        )
+        probability = self._listener.hear(frame, music=music_on and loud)
+        # Only to open and confirm: Silero's probability trails off after the words, and
+        # holding speech on it would send the music after them.
+        if (
+            probability is None
+            or probability < self.options.music_listener_threshold
+            or self._machine.state is SPEECH
+        ):
+            return snr, voicing
+        return max(snr, thresholds.start_db), max(voicing, self._min_voicing)
 
     def _residual_snr(self, music_on: bool) -> float | None:
         """The music-removed SNR, when it may open or confirm a candidate; else ``None``.

@@ -52,7 +52,8 @@ def silero_available() -> bool:
     return _onnxruntime_present() and model_path() is not None
 
 
-def _missing_message() -> str:
+def missing_message() -> str:
+    """What is missing for Silero VAD, and how to install it."""
     missing = []
     if not _onnxruntime_present():
         missing.append("onnxruntime (pip install onnxruntime)")
@@ -76,7 +77,7 @@ class SileroVad:
             raise ValueError(f"Silero VAD supports {_SUPPORTED_RATES} Hz, got {sample_rate_hz} Hz")
         path = model_path()
         if path is None or not _onnxruntime_present():
-            raise RuntimeError(_missing_message())
+            raise RuntimeError(missing_message())
         import onnxruntime  # noqa: PLC0415  (optional dependency, imported on use)
 
         options = onnxruntime.SessionOptions()

@@ -1,0 +1,48 @@
+"""Optional neural ear for speech under music: Silero VAD, run only while music plays.
+
+Under loud music the gate's SNR cannot see a caller at 0-5 dB: the music fills the band
+and its notes are voiced. Silero VAD hears speech there better than any level rule
+(music_loud frame F1 0.735 against the DSP gate's 0.664), but costs about 120 us per
+20 ms frame. Loud music is a small share of a call, so the gate asks Silero only while
+its music detector is on and the music is loud next to the caller: its probability then
+opens and confirms candidates alongside the SNR. Otherwise the gate is pure DSP.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+
+class MusicSpeechListener:
+    """Streams the frames heard under music through Silero; keeps the latest probability."""
+
+    def __init__(self) -> None:
+        from callgate.audio.silero import SileroVad  # noqa: PLC0415 (optional extra)
+
+        self._model = SileroVad(sample_rate_hz=8000)
+        self._window = self._model.window_samples
+        self._pending = np.zeros(0, dtype=np.float32)
+        self.probability: float | None = None
+        """Speech probability of the newest complete window; None until one is heard."""
+
+    def hear(self, frame: npt.NDArray[np.int16], *, music: bool) -> float | None:
+        """Account for one frame; the probability to judge it by, or None when not asked
+        (``music`` false: the stream restarts the next time it is)."""
+        if not music:
+            if self.probability is not None or self._pending.size:
+                self.reset()
+            return None
+        audio = frame.astype(np.float32) / 32768.0
+        pending = np.concatenate((self._pending, audio))
+        while pending.size >= self._window:
+            self.probability = self._model.probability(pending[: self._window])
+            pending = pending[self._window :]
+        self._pending = pending
+        return self.probability
+
+    def reset(self) -> None:
+        """Forget the stream: music stopped, or a new call."""
+        self._model.reset()
+        self._pending = np.zeros(0, dtype=np.float32)
+        self.probability = None

@@ -1,0 +1,81 @@
+"""GATE_MUSIC_LISTENER: Silero hears a caller at 0 dB under loud music, where the SNR cannot."""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+import callgate.config as config_module
+from callgate.audio import GateOptions, SpeechGate
+from callgate.audio.decision import sent_mask
+from callgate.audio.silero import silero_available
+from callgate.config import ConfigError, load_settings
+from callgate.synth.channel import telephone_channel
+from callgate.synth.scenes import mix_at_snr, music, set_level_dbfs
+from callgate.synth.speech import espeak_available, speak
+
+needs_silero = pytest.mark.skipif(not silero_available(), reason="Silero VAD not installed")
+needs_espeak = pytest.mark.skipif(not espeak_available(), reason="espeak-ng not installed")
+
+RATE = 8000
+MUSIC_ALONE_FRAMES = 150
+"""3 s of music before the caller speaks."""
+
+
+def _caller_under_loud_music() -> tuple[npt.NDArray[np.int16], npt.NDArray[np.bool_]]:
+    """A sentence at the music's own level (0 dB SNR) after 3 s of music; frame labels."""
+    words = set_level_dbfs(
+        speak("Hello, I am calling about the apartment on Main Street, can you hear me?"), -22
+    )
+    clean = np.concatenate([np.zeros(3 * RATE), words, np.zeros(RATE)])
+    bed = music(clean.size / RATE, RATE, np.random.default_rng(1))
+    pcm = telephone_channel(mix_at_snr(clean, bed, 0.0, RATE), RATE)
+    frames = clean.size // 160
+    labels = np.array([np.mean(clean[i * 160 : (i + 1) * 160] ** 2) > 1e-5 for i in range(frames)])
+    return pcm, labels
+
+
+@needs_silero
+@needs_espeak
+def test_the_listener_hears_the_caller_the_snr_misses() -> None:
+    pcm, speech = _caller_under_loud_music()
+    sent = {
+        listener: sent_mask(SpeechGate(GateOptions(music_listener=listener)).process_pcm16(pcm))[
+            : speech.size
+        ]
+        for listener in (False, True)
+    }
+    assert sent[False][speech].mean() < 0.1
+    assert sent[True][speech].mean() > 0.5
+    # The music alone, before the caller: no more false sends than the DSP gate makes.
+    alone = slice(0, MUSIC_ALONE_FRAMES)
+    assert sent[True][alone].sum() <= sent[False][alone].sum() + 5
+
+
+@needs_silero
+def test_the_listener_is_asked_only_under_music() -> None:
+    from callgate.audio.music_listener import MusicSpeechListener  # noqa: PLC0415
+
+    listener = MusicSpeechListener()
+    frame = np.zeros(160, dtype=np.int16)
+    assert listener.hear(frame, music=True) is None  # 160 of the 256 samples Silero needs
+    assert listener.hear(frame, music=True) is not None
+    assert listener.hear(frame, music=False) is None
+    assert listener.probability is None
+
+
+def test_the_setting_needs_silero(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(config_module, "silero_available", lambda: False)
+    with pytest.raises(ConfigError, match="GATE_MUSIC_LISTENER=true needs Silero VAD"):
+        load_settings({"GATE_MUSIC_LISTENER": "true"}, env_file=None)
+    with pytest.raises(ConfigError, match="GATE_CONFIRMER=silero needs Silero VAD"):
+        load_settings({"GATE_CONFIRMER": "silero"}, env_file=None)
+    assert not load_settings({}, env_file=None).gate_options().music_listener
+
+
+@needs_silero
+def test_the_setting_reaches_the_gate() -> None:
+    assert (
+        load_settings({"GATE_MUSIC_LISTENER": "true"}, env_file=None).gate_options().music_listener
+    )
