@@ -352,14 +352,23 @@ class _Runner:
         self.probability = probability
         self.release = asyncio.Event()
         self.asked: list[int] = []
+        self.cancelled = False
+        self.wanted: Callable[[], bool] | None = None
 
     async def predict(self, pcm16: np.ndarray, wanted: Callable[[], bool]) -> float | None:
         self.asked.append(pcm16.size)
-        await self.release.wait()
+        self.wanted = wanted
+        try:
+            await self.release.wait()
+        except asyncio.CancelledError:
+            self.cancelled = True
+            raise
         return self.probability if wanted() else None
 
 
-async def _call_with_model(probability: float, resume: bool) -> tuple[list[str], _Runner]:
+async def _call_with_model(
+    probability: float, resume: bool, answer: bool = True
+) -> tuple[list[str], _Runner]:
     settings = load_settings({"END_OF_TURN_SILENCE_MS": 600}, env_file=None)
     settings = settings.model_copy(
         update={"end_of_turn_model": "smart_turn", "end_of_turn_min_silence_ms": 200}
@@ -401,7 +410,8 @@ async def _call_with_model(probability: float, resume: bool) -> tuple[list[str],
         if call.gate.frames_seen == len(decisions) and runner.asked:
             break
         await asyncio.sleep(0.005)
-    runner.release.set()
+    if answer:
+        runner.release.set()
     await asyncio.sleep(0.05)
     calls = list(link.calls)
     await call.end("test over")
@@ -423,6 +433,15 @@ def test_the_server_commits_on_the_models_answer_off_the_event_loop() -> None:
 def test_the_server_ignores_an_answer_after_the_caller_went_on() -> None:
     calls, runner = asyncio.run(_call_with_model(0.9, resume=True))
     assert len(runner.asked) == 1
+    assert "commit" not in calls
+
+
+def test_a_prediction_still_pending_when_the_call_ends_is_cancelled_and_unwanted() -> None:
+    calls, runner = asyncio.run(_call_with_model(0.9, resume=False, answer=False))
+    assert len(runner.asked) == 1
+    assert runner.cancelled
+    assert runner.wanted is not None
+    assert not runner.wanted()  # a request still queued for the model is skipped
     assert "commit" not in calls
 
 

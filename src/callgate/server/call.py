@@ -242,6 +242,9 @@ class CallSession:
                 await asyncio.gather(self._model_task, return_exceptions=True)
             if self._link is not None:
                 await self._link.close()
+            for prediction in list(self._predictions):
+                prediction.cancel()
+            await asyncio.gather(*self._predictions, return_exceptions=True)
             self.stats.frames_in = self.gate.frames_seen
             self.stats.frames_sent = self.gate.frames_sent
             self.stats.frames_withheld = self.gate.frames_withheld
@@ -483,8 +486,11 @@ class CallSession:
         """Ask the end-of-turn model on its worker thread; the controller drops late answers."""
         runner = self._turn_model or shared_runner()
         try:
+            # Asked on the worker thread just before the model runs: a request still queued
+            # when the call ends, or when the turn has moved on, is skipped.
             p = await runner.predict(
-                action.pcm16, lambda: self.turns.prediction_wanted(action.request_id)
+                action.pcm16,
+                lambda: not self.ended.is_set() and self.turns.prediction_wanted(action.request_id),
             )
         except Exception as exc:  # the silence timeout still ends the turn
             log.warning("end-of-turn model failed: %s", exc)
