@@ -496,7 +496,12 @@ class Settings(BaseSettings):
 
     @property
     def early_stt_ms(self) -> int:
-        """``STT_EARLY_MS`` after resolving its default for the STT in use."""
+        """``STT_EARLY_MS`` after resolving its default for the STT in use.
+
+        The gate sends a frame every 20 ms while the caller talks, so 150 ms without one is
+        a real pause; shorter waits would transcribe at every comma. With OpenAI each stale
+        run would be a paid request, so there it waits for the commit.
+        """
         if self.stt_early_ms is not None:
             return self.stt_early_ms
         return 150 if self.stt_kind == "local" else 0

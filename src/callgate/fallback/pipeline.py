@@ -62,9 +62,6 @@ APOLOGIES = {
 }
 MIN_UTTERANCE_BYTES = 8 * 120
 """Utterances shorter than 120 ms are clicks, not words: not worth a transcription."""
-SPECULATE_AFTER_MS = 150
-"""Appends paused this long: transcribe speculatively. The gate sends a frame every 20 ms
-while the caller talks, so 150 ms is a real pause; shorter ones waste CPU on every comma."""
 
 
 @runtime_checkable
@@ -152,10 +149,11 @@ class PipelineLink:
         call_sid: str = "-",
         stt_language: str | None = None,
         greet: bool = True,
-        speculate_after_ms: int = SPECULATE_AFTER_MS,
+        speculate_after_ms: int = 0,
     ) -> None:
         """``speculate_after_ms``: pause in appends that starts a speculative
-        transcription; 0 turns speculation off (transcribe only after the commit)."""
+        transcription (``Settings.early_stt_ms`` says why 150 ms with the local STT); 0, the
+        default, turns speculation off (transcribe only after the commit)."""
         if speculate_after_ms < 0:
             raise ValueError("speculate_after_ms must be >= 0")
         self.agent = agent
