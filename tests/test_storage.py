@@ -24,7 +24,8 @@ from sqlalchemy.engine import make_url
 from callgate.storage.db import make_engine, make_sessionmaker, migrate
 from callgate.storage.models import Base, Outbox
 from callgate.storage.repository import CallRepository, CallStats, NewTurn, UnknownCallError
-from callgate.storage.store_process import InlineStore, StoreProcess, StoreWriteError
+from callgate.storage.store_process import StoreProcess
+from callgate.storage.writers import InlineStore, StoreWriteError
 
 POSTGRES_ENV = "CALLGATE_TEST_POSTGRES_URL"
 BACKENDS = [

@@ -49,7 +49,8 @@ from callgate.speech import warm_up
 from callgate.storage.db import make_engine, make_sessionmaker, migrate
 from callgate.storage.outbox import OutboxWorker
 from callgate.storage.repository import CallRepository
-from callgate.storage.store_process import InlineStore, StoreProcess
+from callgate.storage.store_process import StoreProcess
+from callgate.storage.writers import InlineStore, StoreWriter
 from callgate.telephony.call_control import TwilioCallControl
 from callgate.telephony.signature import expected_url, validate_webhook, validate_websocket
 from callgate.telephony.twiml import (
@@ -71,7 +72,7 @@ class StoreState:
 
     repository: CallRepository | None = None
     """For reads (the API); calls are written through :attr:`writes`."""
-    writes: StoreProcess | InlineStore | None = None
+    writes: StoreWriter | None = None
     _engine: AsyncEngine | None = None
     _worker: asyncio.Task[None] | None = None
     _stop: asyncio.Event = field(default_factory=asyncio.Event)

@@ -3,7 +3,7 @@
 The repository commits every write, so a crash mid-call keeps what was said. The audio
 path never waits on the database: each write is handed to the store writer, which runs
 writes in the order they were handed over, on this event loop
-(:class:`~callgate.storage.store_process.InlineStore`) or in a process of its own
+(:class:`~callgate.storage.writers.InlineStore`) or in a process of its own
 (:class:`~callgate.storage.store_process.StoreProcess`, ``STORE_PROCESS=true``). A store
 that fails must not take the call down with it. Each failure is logged with the call SID
 and counted, and the call goes on.
@@ -15,20 +15,15 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from callgate.config import Settings
 from callgate.conversation.transcripts import Turn
 from callgate.storage.repository import CallStats as StoredStats
 from callgate.storage.repository import NewTurn
+from callgate.storage.writers import StoreWriter
 
 log = logging.getLogger("callgate.recorder")
-
-
-class StoreWriter(Protocol):
-    """Runs ``CallRepository`` writes elsewhere, in the order they were submitted."""
-
-    def submit(self, method: str, *args: Any, **kwargs: Any) -> asyncio.Future[None]: ...
 
 
 class CallRecorder:

@@ -26,16 +26,12 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
-from callgate.storage.repository import CallRepository
 from callgate.storage.store_worker import CLOSE, HEADER
+from callgate.storage.writers import StoreWriteError
 
 log = logging.getLogger("callgate.store")
 
 START_TIMEOUT_S = 60.0
-
-
-class StoreWriteError(RuntimeError):
-    """A write failed in the store process (its error, as text), or the process died."""
 
 
 class StoreProcess:
@@ -164,44 +160,3 @@ async def _read_frame(stream: asyncio.StreamReader) -> Any:
     header = await stream.readexactly(HEADER.size)
     (size,) = HEADER.unpack(header)
     return pickle.loads(await stream.readexactly(size))
-
-
-class InlineStore:
-    """The same interface on this event loop: one write at a time, in order.
-
-    For ``STORE_PROCESS=false``: no extra process competes for the cores, and a write's
-    ORM work runs between the audio's events; the audio path still never waits on it.
-    """
-
-    def __init__(self, repository: CallRepository) -> None:
-        self._repository = repository
-        self._queue: asyncio.Queue[_Job | None] = asyncio.Queue()
-        self._worker: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        self._worker = asyncio.create_task(self._run())
-
-    def submit(self, method: str, *args: Any, **kwargs: Any) -> asyncio.Future[None]:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((future, method, args, kwargs))
-        return future
-
-    async def _run(self) -> None:
-        while (job := await self._queue.get()) is not None:
-            future, method, args, kwargs = job
-            try:
-                await getattr(self._repository, method)(*args, **kwargs)
-            except Exception as exc:
-                future.set_exception(StoreWriteError(f"{type(exc).__name__}: {exc}"))
-            else:
-                future.set_result(None)
-
-    async def stop(self) -> None:
-        """Finish the writes already submitted."""
-        if self._worker is not None:
-            self._queue.put_nowait(None)
-            await self._worker
-            self._worker = None
-
-
-_Job = tuple[asyncio.Future[None], str, tuple[Any, ...], dict[str, Any]]
