@@ -42,7 +42,7 @@ from rich.progress import Progress
 
 from benchmarks.report import write_section
 from callgate.conversation.agents.local import stt_prompt_for
-from callgate.conversation.extract import extract, respell_email
+from callgate.conversation.extract import caller_emails, extract
 from callgate.conversation.form import Form, Normalized, load_form, normalize
 from callgate.speech.stt import LocalWhisperSTT, WhisperOptions
 from callgate.speech.tts import EspeakTTS, PiperTTS, TextToSpeech, split_sentences
@@ -253,15 +253,15 @@ def word_error_rate(reference: str, hypothesis: str) -> float:
 def recover_field(form: Form, name: str, transcript: str, caller: str = "") -> str | None:
     """What the agent would store for ``name`` from this transcript (None: nothing valid).
 
-    The extracted candidates of the field's kind (e-mail addresses respelled after the
-    caller's name, when known, as the form agent does), else the whole transcript; the
+    The extracted candidates of the field's kind (e-mail addresses read with the caller's
+    name, when known, as the form agent does: ``caller_emails``), else the whole transcript; the
     first that ``form.normalize`` accepts.
     """
     found = extract(transcript, now=NOW)
     candidates = {
         "full_name": found.names or found.weak_names,
         "phone": found.phones,
-        "email": tuple(respell_email(e, caller) for e in found.emails) if caller else found.emails,
+        "email": caller_emails(transcript, found.emails, caller),
     }[name]
     for raw in (*candidates, transcript):
         result = normalize(form.field(name), raw, region="US", now=NOW)
