@@ -550,7 +550,7 @@ async def run(args: argparse.Namespace) -> str:
     """Everything; returns the markdown body."""
     options = WhisperOptions(beam_size=args.beam_size, require_speech=not args.no_speech_check)
     stt = LocalWhisperSTT(workers=1, cpu_threads=1, options=options)
-    piper = PiperTTS()
+    piper = PiperTTS(noise_scale=0.0, noise_w_scale=0.0) if args.fixed_voice else PiperTTS()
     started = time.perf_counter()
     stt.load()  # the load alone, for the table
     load_s = time.perf_counter() - started
@@ -594,6 +594,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--beam-size", type=int, default=WhisperOptions().beam_size)
     parser.add_argument(
+        "--fixed-voice",
+        action="store_true",
+        help="Piper without sampling noise: the same audio in every run, for comparing two "
+        "versions of the code (by default each run's Piper audio differs a little, which "
+        "moves clean field accuracy by a few fields between runs)",
+    )
+    parser.add_argument(
         "--no-speech-check",
         action="store_true",
         help="transcribe without the Silero VAD's is-there-speech check",
@@ -614,7 +621,8 @@ def main(argv: list[str] | None = None) -> None:
         f"Generated {date} by `{command}` on the shared 2-core machine in "
         f"{time.perf_counter() - started:.0f} s (one CPU thread for whisper, beam size "
         f"{args.beam_size}, speech check {'off' if args.no_speech_check else 'on'}, field "
-        f"answers {'without' if args.no_prompt else 'with'} the form agent's STT prompts)."
+        f"answers {'without' if args.no_prompt else 'with'} the form agent's STT prompts"
+        f"{', Piper without sampling noise' if args.fixed_voice else ''})."
         "\n\n" + CORPUS_NOTE + (FIELDS_ONLY_NOTE if args.fields_only else "") + "\n\n" + tables_md
     )
     print(body)
