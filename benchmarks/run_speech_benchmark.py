@@ -1,7 +1,7 @@
 """Speech benchmark of the fallback pipeline's local backends, on telephone-band speech.
 
-    python -m benchmarks.run_speech_benchmark [--quick] [--beam-size N] [--no-speech-check]
-        [--out FILE]
+    python -m benchmarks.run_speech_benchmark [--quick] [--fields-only] [--fixed-voice]
+        [--beam-size N] [--no-speech-check] [--no-prompt] [--out FILE]
 
 The corpus is synthesized: each sentence is spoken by two "speakers", the Piper voice
 (``joe``, the same model as the agent's TTS) and espeak-ng (``en-us``), levelled, mixed
