@@ -1,7 +1,7 @@
 """Speech benchmark of the fallback pipeline's local backends, on telephone-band speech.
 
-    python -m benchmarks.run_speech_benchmark [--quick] [--beam-size N] [--no-speech-check]
-        [--out FILE]
+    python -m benchmarks.run_speech_benchmark [--quick] [--fields-only] [--fixed-voice]
+        [--beam-size N] [--no-speech-check] [--no-prompt] [--out FILE]
 
 The corpus is synthesized: each sentence is spoken by two "speakers", the Piper voice
 (``joe``, the same model as the agent's TTS) and espeak-ng (``en-us``), levelled, mixed
@@ -42,7 +42,7 @@ from rich.progress import Progress
 
 from benchmarks.report import write_section
 from callgate.conversation.agents.local import stt_prompt_for
-from callgate.conversation.extract import extract, respell_email
+from callgate.conversation.extract import caller_emails, extract
 from callgate.conversation.form import Form, Normalized, load_form, normalize
 from callgate.speech.stt import LocalWhisperSTT, WhisperOptions
 from callgate.speech.tts import EspeakTTS, PiperTTS, TextToSpeech, split_sentences
@@ -81,7 +81,7 @@ class Lead:
     email: str
 
 
-LEADS: tuple[Lead, ...] = (
+FIRST_LEADS: tuple[Lead, ...] = (
     Lead("Dana Cohen", "two one two, five five five, zero one nine eight", "+12125550198",
          "dana dot cohen at example dot com", "dana.cohen@example.com"),
     Lead("Michael Brown", "four one five, five five five, two six seven one", "+14155552671",
@@ -95,6 +95,53 @@ LEADS: tuple[Lead, ...] = (
     Lead("Daniel Katz", "nine one seven, five five five, eight eight two zero", "+19175558820",
          "daniel dot katz at example dot org", "daniel.katz@example.org"),
 )  # fmt: skip
+"""The first six callers (the gate ASR benchmark speaks these too)."""
+
+MORE_LEADS: tuple[Lead, ...] = (
+    Lead("Jennifer Martinez", "three zero five, five five five, four two one eight",
+         "+13055554218", "jennifer dot martinez at gmail dot com",
+         "jennifer.martinez@gmail.com"),
+    Lead("Noa Mizrahi", "plus nine seven two, five two, three four five, six seven eight nine",
+         "+972523456789", "noa dot mizrahi at gmail dot com", "noa.mizrahi@gmail.com"),
+    Lead("Robert Williams", "eight one eight, five five five, oh nine two six", "+18185550926",
+         "robert underscore williams at yahoo dot com", "robert_williams@yahoo.com"),
+    Lead("Yosef Peretz", "five six one, five five five, two nine zero four", "+15615552904",
+         "yosef dot peretz at walla dot co dot il", "yosef.peretz@walla.co.il"),
+    Lead("Jessica Nguyen", "four zero eight, five five five, twenty three, eighteen",
+         "+14085552318", "jessica dot nguyen at icloud dot com", "jessica.nguyen@icloud.com"),
+    Lead("Tamar Friedman", "three four seven, five five five, eight one two three",
+         "+13475558123", "tamar dot friedman at hotmail dot com", "tamar.friedman@hotmail.com"),
+    Lead("Christopher Thompson", "six one seven, five five five, double two four nine",
+         "+16175552249", "chris dot thompson at outlook dot com", "chris.thompson@outlook.com"),
+    Lead("Avi Biton", "two zero one, five five five, zero seven seven four", "+12015550774",
+         "avi dot biton at yahoo dot com", "avi.biton@yahoo.com"),
+    Lead("Ashley Garcia", "seven zero two, five five five, one eight eight six", "+17025551886",
+         "ashley dot garcia at aol dot com", "ashley.garcia@aol.com"),
+    Lead("Eitan Shapiro", "plus nine seven two, five four, seven seven one, two three four five",
+         "+972547712345", "eitan dot shapiro at proton dot me", "eitan.shapiro@proton.me"),
+    Lead("Kevin Robinson", "two zero two, five five five, zero one six five", "+12025550165",
+         "kevin at robinson dot net", "kevin@robinson.net"),
+    Lead("Shira Goldberg", "five one six, five five five, four four six two", "+15165554462",
+         "shira dot goldberg at gmail dot com", "shira.goldberg@gmail.com"),
+    Lead("Maria Rodriguez", "nine five four, five five five, three three one zero",
+         "+19545553310", "maria dot rodriguez at hotmail dot com", "maria.rodriguez@hotmail.com"),
+    Lead("Omer Avraham", "six one nine, triple five, seven two six one", "+16195557261",
+         "omer dot avraham at gmail dot com", "omer.avraham@gmail.com"),
+    Lead("Yael Dahan", "nine one four, five five five, six oh three one", "+19145556031",
+         "yael dot dahan at outlook dot com", "yael.dahan@outlook.com"),
+    Lead("James Anderson", "five one two, five five five, nineteen, forty seven",
+         "+15125551947", "james dot anderson at company dot com", "james.anderson@company.com"),
+    Lead("Moshe Azoulay", "seven seven three, five five five, zero two eight eight",
+         "+17735550288", "moshe at azoulay dot net", "moshe@azoulay.net"),
+    Lead("Itai Malka", "four zero four, five five five, nine one three six", "+14045559136",
+         "itai dot malka at icloud dot com", "itai.malka@icloud.com"),
+)  # fmt: skip
+"""Eighteen more callers, so one word moves the clean-speech accuracy by 1.4 points, not
+5.5: common US and Israeli first names and surnames, phone numbers in several groupings
+("oh" for zero, "double", "triple", pairs like "twenty three", Israeli mobiles with "plus
+nine seven two") and several mail providers and address shapes."""
+
+LEADS: tuple[Lead, ...] = FIRST_LEADS + MORE_LEADS
 
 CONDITIONS: dict[str, tuple[str, float]] = {
     "quiet": ("quiet_room", 30.0),
@@ -105,16 +152,22 @@ CONDITIONS: dict[str, tuple[str, float]] = {
 
 SPEAKERS = ("piper", "espeak")
 CORPUS_NOTE = (
-    "Corpus: 12 everyday sentences and, for 6 callers, one sentence each giving the name, "
-    'the phone number in digit words ("two one two, five five five, ...") and the e-mail '
-    'address in words ("dana dot cohen at example dot com"); each spoken by Piper (the '
-    "bundled joe voice) and espeak-ng (en-us, 160 wpm), levelled to -22 dBFS, mixed with a "
-    "quiet room at 30 dB SNR or street or babble at 10 dB SNR, then band-limited to "
-    "300-3400 Hz at 8 kHz through mu-law. WER is counted after lower-casing, dropping "
-    "punctuation, expanding contractions and writing digits and digit words alike. Latency "
-    "is wall time of `LocalWhisperSTT.transcribe` (resampling included), one utterance at a "
-    "time; the TTS rows speak the built-in form's lines sentence by sentence, without the "
-    "cache."
+    f"Corpus: 12 everyday sentences and, for {len(LEADS)} callers (common US and Israeli "
+    "first names and surnames), one sentence each giving the name, the phone number in "
+    'digit words ("two one two, five five five, ...", also with "oh", "double", "triple", '
+    'pairs such as "twenty three" and two Israeli mobiles with "plus nine seven two") and '
+    'the e-mail address in words ("dana dot cohen at example dot com", nine mail hosts); '
+    "each spoken by Piper (the bundled joe voice) and espeak-ng (en-us, 160 wpm), levelled "
+    "to -22 dBFS, mixed with a quiet room at 30 dB SNR or street or babble at 10 dB SNR, "
+    "then band-limited to 300-3400 Hz at 8 kHz through mu-law. WER is counted after "
+    "lower-casing, dropping punctuation, expanding contractions and writing digits and "
+    "digit words alike. Latency is wall time of `LocalWhisperSTT.transcribe` (resampling "
+    "included), one utterance at a time; the TTS rows speak the built-in form's lines "
+    "sentence by sentence, without the cache."
+)
+FIELDS_ONLY_NOTE = (
+    " This run (`--fields-only`) spoke only the callers' sentences, so the WER and latency "
+    "rows are theirs, and it has no TTS rows."
 )
 FIELDS = ("full_name", "phone", "email")
 TARGET_FIELD_ACCURACY = 0.9
@@ -129,11 +182,17 @@ class Utterance:
     expected: str = ""
 
 
-def corpus(quick: bool) -> list[Utterance]:
-    """The sentences: general ones, then name / phone / e-mail sentences per lead."""
-    general = GENERAL_SENTENCES[:6] if quick else GENERAL_SENTENCES
-    leads = LEADS[:3] if quick else LEADS
-    items = [Utterance(s) for s in general]
+def corpus(
+    quick: bool, leads: Sequence[Lead] = FIRST_LEADS, *, general: bool = True
+) -> list[Utterance]:
+    """The sentences: general ones, then name / phone / e-mail sentences per lead.
+
+    ``quick`` keeps half the general sentences and the first three leads; ``general``
+    False leaves the general sentences out (field accuracy only).
+    """
+    sentences = (GENERAL_SENTENCES[:6] if quick else GENERAL_SENTENCES) if general else ()
+    leads = leads[:3] if quick else leads
+    items = [Utterance(s) for s in sentences]
     for lead in leads:
         items += [
             Utterance(f"My name is {lead.name}.", "full_name", lead.name),
@@ -194,15 +253,15 @@ def word_error_rate(reference: str, hypothesis: str) -> float:
 def recover_field(form: Form, name: str, transcript: str, caller: str = "") -> str | None:
     """What the agent would store for ``name`` from this transcript (None: nothing valid).
 
-    The extracted candidates of the field's kind (e-mail addresses respelled after the
-    caller's name, when known, as the form agent does), else the whole transcript; the
+    The extracted candidates of the field's kind (e-mail addresses read with the caller's
+    name, when known, as the form agent does: ``caller_emails``), else the whole transcript; the
     first that ``form.normalize`` accepts.
     """
     found = extract(transcript, now=NOW)
     candidates = {
         "full_name": found.names or found.weak_names,
         "phone": found.phones,
-        "email": tuple(respell_email(e, caller) for e in found.emails) if caller else found.emails,
+        "email": caller_emails(transcript, found.emails, caller),
     }[name]
     for raw in (*candidates, transcript):
         result = normalize(form.field(name), raw, region="US", now=NOW)
@@ -411,13 +470,16 @@ def tables(stt: SttScore, tts: list[TtsScore], load_s: float, warm_s: float) -> 
         "|---|---|---|---|---|---|---|",
         f"| {load_s * 1000:.0f} ms | {warm_s * 1000:.0f} ms | {_ms(lat, 50)} | {_ms(lat, 95)} | "
         f"{max(lat) * 1000:.0f} | {np.median(rtf):.3f} | {np.percentile(rtf, 95):.3f} |",
-        "",
-        "**TTS latency to the first sentence's audio** (the agent's replies, split with "
-        "`split_sentences`, mu-law 8 kHz out)\n",
-        "| backend | replies | first sentence p50 ms | p95 ms | first sentence audio, median s "
-        "| whole reply p50 ms | real-time factor (whole) |",
-        "|---|---|---|---|---|---|---|",
     ]
+    if tts:
+        out += [
+            "",
+            "**TTS latency to the first sentence's audio** (the agent's replies, split with "
+            "`split_sentences`, mu-law 8 kHz out)\n",
+            "| backend | replies | first sentence p50 ms | p95 ms | first sentence audio, "
+            "median s | whole reply p50 ms | real-time factor (whole) |",
+            "|---|---|---|---|---|---|---|",
+        ]
     for s in tts:
         factor = float(np.sum(s.total_s) / np.sum(s.total_audio_s))
         out.append(
@@ -488,7 +550,7 @@ async def run(args: argparse.Namespace) -> str:
     """Everything; returns the markdown body."""
     options = WhisperOptions(beam_size=args.beam_size, require_speech=not args.no_speech_check)
     stt = LocalWhisperSTT(workers=1, cpu_threads=1, options=options)
-    piper = PiperTTS()
+    piper = PiperTTS(noise_scale=0.0, noise_w_scale=0.0) if args.fixed_voice else PiperTTS()
     started = time.perf_counter()
     stt.load()  # the load alone, for the table
     load_s = time.perf_counter() - started
@@ -498,12 +560,15 @@ async def run(args: argparse.Namespace) -> str:
     piper.warm_up()
     espeak = EspeakTTS()
     await espeak.synthesize("Hello.")  # the first process start pays for the page cache
+    items = corpus(args.quick, LEADS, general=not args.fields_only)
     with Progress() as progress:
-        score = await measure_stt(
-            stt, piper, corpus(args.quick), progress, prompts=not args.no_prompt
-        )
+        score = await measure_stt(stt, piper, items, progress, prompts=not args.no_prompt)
         lines = replies(load_form())
-        tts = [await measure_tts(b, lines, progress) for b in (piper, espeak)]
+        tts = (
+            []
+            if args.fields_only
+            else [await measure_tts(b, lines, progress) for b in (piper, espeak)]
+        )
     ok, n = clean_accuracy(score)
     verdict = "met" if n and ok / n >= TARGET_FIELD_ACCURACY else "not met"
     target = (
@@ -521,7 +586,20 @@ async def run(args: argparse.Namespace) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smaller corpus (~1 min)")
+    parser.add_argument(
+        "--fields-only",
+        action="store_true",
+        help="only the callers' name, phone and e-mail sentences: field accuracy (and their "
+        "WER and STT latency), no everyday sentences, no TTS (~5 min)",
+    )
     parser.add_argument("--beam-size", type=int, default=WhisperOptions().beam_size)
+    parser.add_argument(
+        "--fixed-voice",
+        action="store_true",
+        help="Piper without sampling noise: the same audio in every run, for comparing two "
+        "versions of the code (by default each run's Piper audio differs a little, which "
+        "moves clean field accuracy by a few fields between runs)",
+    )
     parser.add_argument(
         "--no-speech-check",
         action="store_true",
@@ -543,8 +621,9 @@ def main(argv: list[str] | None = None) -> None:
         f"Generated {date} by `{command}` on the shared 2-core machine in "
         f"{time.perf_counter() - started:.0f} s (one CPU thread for whisper, beam size "
         f"{args.beam_size}, speech check {'off' if args.no_speech_check else 'on'}, field "
-        f"answers {'without' if args.no_prompt else 'with'} the form agent's STT prompts)."
-        "\n\n" + CORPUS_NOTE + "\n\n" + tables_md
+        f"answers {'without' if args.no_prompt else 'with'} the form agent's STT prompts"
+        f"{', Piper without sampling noise' if args.fixed_voice else ''})."
+        "\n\n" + CORPUS_NOTE + (FIELDS_ONLY_NOTE if args.fields_only else "") + "\n\n" + tables_md
     )
     print(body)
     if args.out:

@@ -7,6 +7,7 @@ from datetime import datetime
 import pytest
 
 from callgate.conversation.extract import (
+    caller_emails,
     detect_language,
     emails,
     extract,
@@ -180,3 +181,23 @@ def test_emails_as_transcribed(text: str, expected: tuple[str, ...]) -> None:
 )
 def test_respell_email_after_the_callers_name(address: str, name: str, expected: str) -> None:
     assert respell_email(address, name) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "name", "expected"),
+    [
+        # The spoken "dot" between two name parts lost: the first name joins with a dot.
+        ("My name is Daniel Katz at example dot org.", "Daniel Katz", "daniel.katz@example.org"),
+        ("My email is Michael Brown at gmail.com.", "Michael Brown", "michael.brown@gmail.com"),
+        # ... as it sounds, respelled after the name as before.
+        ("daniel cats at example dot org", "Daniel Katz", "daniel.katz@example.org"),
+        ("daniel dot cats at example dot org", "Daniel Katz", "daniel.katz@example.org"),
+        # One name part, or a word that is not the caller's name before it: left alone.
+        ("my email is kevin at robinson dot net", "Kevin Robinson", "kevin@robinson.net"),
+        ("it is katz at example dot org", "Daniel Katz", "katz@example.org"),
+        ("ask for daniel, katz at example dot org", "", "katz@example.org"),
+        ("brown brown at example dot org", "Michael Brown", "brown@example.org"),
+    ],
+)
+def test_caller_emails_with_the_callers_name(text: str, name: str, expected: str) -> None:
+    assert caller_emails(text, emails(text), name)[0] == expected

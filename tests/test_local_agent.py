@@ -194,3 +194,19 @@ def test_no_stt_prompt_in_hebrew() -> None:
     asyncio.run(go())
     assert agent.lead.values["full_name"] == "משה כהן"
     assert agent.stt_prompt() is None
+
+
+def test_email_answer_that_lost_the_dot_between_the_callers_names() -> None:
+    agent = _agent(region="US", language="en")
+
+    async def go() -> dict[str, str]:
+        await agent.start()
+        await agent.on_caller_turn("my name is Daniel Katz")
+        await agent.on_caller_turn("nine one seven five five five eight eight two zero")
+        await agent.on_caller_turn("yes")
+        await agent.on_caller_turn("I need a new roof")
+        # What tiny.en wrote after the e-mail prompt for "daniel dot katz at example dot org".
+        reply = await agent.on_caller_turn("My name is Daniel Katz at example dot org.")
+        return reply.field_updates
+
+    assert asyncio.run(go()) == {"email": "daniel.katz@example.org"}

@@ -5,10 +5,10 @@ words ("five five five", "double five", "חמש אפס"), e-mail as words ("john
 gmail dot com", "שטרודל", "נקודה"), and dates loosely ("tomorrow at 3", "מחר בשלוש"), so
 each finder first rewrites the spoken form and then matches the written one.
 
-E-mail addresses are found by :mod:`callgate.conversation.spoken_email` (``emails`` and
-``respell_email`` are re-exported here). Call :func:`extract` once per caller turn; it
-returns :class:`Candidates`. The agent decides which candidate fills which field and
-validates it with ``form.normalize``.
+E-mail addresses are found by :mod:`callgate.conversation.spoken_email` (``emails``,
+``respell_email`` and ``caller_emails`` are re-exported here). Call :func:`extract` once
+per caller turn; it returns :class:`Candidates`. The agent decides which candidate fills
+which field and validates it with ``form.normalize``.
 """
 
 from __future__ import annotations
@@ -19,13 +19,14 @@ from datetime import datetime, timedelta
 
 from dateparser.search import search_dates
 
-from callgate.conversation.spoken_email import emails, respell_email
+from callgate.conversation.spoken_email import caller_emails, emails, respell_email
 
 __all__ = [
     "HEBREW_RE",
     "MIN_PHONE_DIGITS",
     "Candidates",
     "When",
+    "caller_emails",
     "detect_language",
     "emails",
     "extract",

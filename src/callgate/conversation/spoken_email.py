@@ -9,8 +9,9 @@ com", "j o h n", "שטרודל", "נקודה"), and the transcriber adds its own
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
-__all__ = ["emails", "respell_email"]
+__all__ = ["caller_emails", "emails", "respell_email"]
 
 _SPOKEN_EMAIL = [
     (r"\s+(?:at|שטרודל|@)\s+", "@"),
@@ -109,6 +110,42 @@ def respell_email(address: str, name: str) -> str:
     pieces: list[str] = re.split(r"([._\-])", local)
     fixed = [_name_part(p, parts) if p.isalpha() and len(p) > 1 else p for p in pieces]
     return "".join(fixed) + "@" + domain
+
+
+def caller_emails(text: str, found: Sequence[str], name: str) -> tuple[str, ...]:
+    """The addresses ``emails`` found in ``text``, read with the caller's name in mind.
+
+    Each is respelled after the name (:func:`respell_email`). Before that, a local part
+    that is one of the name's parts, right after a word that is another of them, gets that
+    word and a dot: the transcriber lost the spoken "dot" between the two ("daniel katz
+    at example dot org" from "daniel dot katz at ...", often written after the "My name is"
+    of the e-mail prompt); the surname alone, with the first name said before it, is the
+    less likely reading.
+    """
+    parts = [n.lower() for n in re.findall(r"[^\W\d_]+", name) if len(n) > 1]
+    low = text.lower()
+    out: list[str] = []
+    for written in found:
+        address = written
+        local, _, domain = written.partition("@")
+        own = _which_part(local, parts)
+        if own is not None:
+            before = re.search(rf"\b([^\W\d_]+)[\s,]+{re.escape(local)}\s*(?:@|at\b)", low)
+            other = _which_part(before.group(1), parts) if before else None
+            if before and other is not None and other != own:
+                address = f"{before.group(1)}.{local}@{domain}"
+        out.append(respell_email(address, name) if name else address)
+    return tuple(dict.fromkeys(out))
+
+
+def _which_part(word: str, parts: list[str]) -> int | None:
+    """The index of the name part that ``word`` is, as spelled or as it sounds."""
+    if not re.fullmatch(r"[^\W\d_]{2,}", word):
+        return None
+    for k, part in enumerate(parts):
+        if word == part or _sound_key(word) == _sound_key(part):
+            return k
+    return None
 
 
 def _name_part(word: str, parts: list[str]) -> str:

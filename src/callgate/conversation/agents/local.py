@@ -20,7 +20,7 @@ from datetime import datetime
 import phonenumbers
 
 from callgate.conversation.agents.base import AgentReply, EndCall
-from callgate.conversation.extract import Candidates, detect_language, extract, respell_email
+from callgate.conversation.extract import Candidates, caller_emails, detect_language, extract
 from callgate.conversation.form import Form, FormField, LeadState, Normalized
 
 log = logging.getLogger("callgate.agent")
@@ -256,7 +256,7 @@ class LocalFormAgent:
             found = list(c.phones)
         elif field.type == "email":
             caller = self._caller_name()
-            found = [respell_email(e, caller) for e in c.emails] if caller else list(c.emails)
+            found = list(caller_emails(c.text, c.emails, caller))
         elif field.type == "name":
             found = list(c.names) + (list(c.weak_names) if weak else [])
             if whole_text and len(c.text.split()) > _MAX_BARE_NAME_WORDS:
