@@ -16,8 +16,9 @@ WORDS_END_S = 2.5
 
 
 def _words_then_soft_syllable(gap_s: float) -> tuple[npt.NDArray[np.int16], slice]:
-    """The caller's words, ``gap_s`` of room noise, then one syllable 18 dB below the words
-    (past the talker rule's 14 dB start margin, inside its 20 dB hold margin)."""
+    """The caller's words, ``gap_s`` of room noise, then one syllable about 17 dB below the
+    caller's learned level (past the talker rule's 14 dB start margin, inside its 18 dB
+    continue margin)."""
     rng = np.random.default_rng(7)
     signal = np.concatenate(
         [
@@ -56,3 +57,15 @@ def test_the_setting_reaches_the_gate_and_is_validated() -> None:
     assert load_settings({}, env_file=None).gate_options().continuation_ms == 120
     with pytest.raises(ConfigError, match="AUDIO_CONTINUATION_MS"):
         load_settings({"AUDIO_CONTINUATION_MS": "130"}, env_file=None)
+
+
+def test_the_continue_margin_lies_between_the_start_and_hold_margins() -> None:
+    from callgate.audio.talker import TalkerOptions  # noqa: PLC0415
+
+    with pytest.raises(ValueError, match="continue_margin_db"):
+        TalkerOptions(margin_db=14, continue_margin_db=12)
+    with pytest.raises(ValueError, match="continue_margin_db"):
+        TalkerOptions(continue_margin_db=22, hold_margin_db=20)
+    assert not _frames_sent(
+        GateOptions(talker=TalkerOptions(continue_margin_db=14.0)), gap_s=0.1
+    )  # no wider than the start margin: the syllable is another talker again

@@ -80,9 +80,9 @@ class Settings(BaseSettings):
         ge=0,
         le=1_000,
         description="A candidate that opens within this long after the caller's speech ended "
-        "may be as far below their level as speech that holds the gate (the talker rule's "
-        "hold margin), in ms (a multiple of the frame): a sentence's soft last word is not "
-        "taken for another talker. 0: off.",
+        "may lie up to 18 dB below their level instead of 14 (the talker rule), in ms (a "
+        "multiple of the frame): a sentence's soft last word is not taken for another "
+        "talker. 0: off.",
     )
     audio_onset_snr_db: float = Field(
         4.0,

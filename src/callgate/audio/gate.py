@@ -117,11 +117,12 @@ class GateOptions:
     has stayed in its bin for ``machine.confirm_frames`` frames."""
     continuation_ms: int = 120
     """A candidate that opens within this long after the caller's speech ended is held to
-    the hold margin of the talker rule, not the start margin (AUDIO_CONTINUATION_MS). A
-    sentence's soft last word ("answered", "evening") often comes back as a candidate right
-    after the hangover ran out in the dip before it, well below the caller's vowels; the
-    start margin took it for another talker. Piper sentences through the gate, last word
-    heard: quiet 48 -> 56 of 60, street 41 -> 44 (gate ASR benchmark, 2026-11-25)."""
+    the talker rule's continue margin (18 dB), not its start margin (14 dB)
+    (AUDIO_CONTINUATION_MS). A sentence's soft last word ("answered", "evening") often
+    comes back as a candidate right after the hangover ran out in the dip before it, well
+    below the caller's vowels; the start margin took it for another talker. Piper sentences
+    through the gate, last word heard in a quiet room: 50 -> 56 of 60 (gate ASR benchmark,
+    2026-11-26)."""
     music_listener: bool = False
     """While loud music plays, run Silero VAD on every frame and let it open and confirm
     candidates (GATE_MUSIC_LISTENER): a caller at 0-5 dB under loud music is invisible to
@@ -407,7 +408,7 @@ class SpeechGate:
         if self._talker.accepts(self._candidate_peak):
             return True
         opened = index if self._machine.state is SILENCE else self._candidate_open
-        return opened - self._last_speech <= self._continuation_frames and self._talker.holds(
+        return opened - self._last_speech <= self._continuation_frames and self._talker.continues(
             self._candidate_peak
         )
 
