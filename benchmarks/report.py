@@ -2,7 +2,21 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import shlex
+import sys
 from pathlib import Path
+
+
+def command_line(module: str, argv: list[str] | None, python: str = "python") -> str:
+    """The command that reproduces this run, for the "Generated ... by" line."""
+    shown = sys.argv[1:] if argv is None else argv
+    return f"{python} -m {module} {shlex.join(shown)}".strip()
+
+
+def utc_minute() -> str:
+    """Now, to the minute, as the benchmark sections date their runs."""
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def write_section(path: Path, name: str, body: str, heading: str = "") -> None:

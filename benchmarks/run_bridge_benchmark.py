@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
 import os
-import shlex
 import signal
 import subprocess
 import sys
@@ -34,7 +32,7 @@ import httpx
 import numpy as np
 import numpy.typing as npt
 
-from benchmarks.report import write_section
+from benchmarks.report import command_line, utc_minute, write_section
 from callgate.peers.realtime_records import PeerOptions
 from callgate.peers.realtime_server import RealtimePeer
 from callgate.peers.twilio_caller import CallResult, place_call
@@ -221,10 +219,10 @@ def main(argv: list[str] | None = None) -> None:
         result = asyncio.run(_run_level(n, args.seconds, audio, args.port, log_file))
         print(table([result], args.seconds).splitlines()[-1], flush=True)
         results.append(result)
-    command = "python -m benchmarks.run_bridge_benchmark " + shlex.join(argv or sys.argv[1:])
-    date = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    command = command_line("benchmarks.run_bridge_benchmark", argv)
+    date = utc_minute()
     body = (
-        f"Generated {date} by `{command.strip()}` on the shared 2-core machine. The server is "
+        f"Generated {date} by `{command}` on the shared 2-core machine. The server is "
         "one `callgate serve` process; the Realtime peer (its own process) and the callers (the "
         "benchmark process) share the same 2 cores. p99 1000 means 1 s or more "
         "(the top bucket).\n\n" + table(results, args.seconds)

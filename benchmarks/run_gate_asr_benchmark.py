@@ -21,10 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
 import itertools
-import shlex
-import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -34,7 +31,7 @@ import numpy.typing as npt
 from rich.progress import Progress
 
 from benchmarks.detectors import with_overrides
-from benchmarks.report import write_section
+from benchmarks.report import command_line, utc_minute, write_section
 from benchmarks.run_gate_benchmark import parse_gate_options
 from benchmarks.run_speech_benchmark import (
     CONDITIONS,
@@ -147,9 +144,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     started = time.perf_counter()
     table = asyncio.run(run(args))
-    shown = sys.argv[1:] if argv is None else argv
-    command = ("python -m benchmarks.run_gate_asr_benchmark " + shlex.join(shown)).strip()
-    date = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    command = command_line("benchmarks.run_gate_asr_benchmark", argv)
+    date = utc_minute()
     body = (
         f"Generated {date} by `{command}` on the shared 2-core machine in "
         f"{time.perf_counter() - started:.0f} s. The speech benchmark's sentences in Piper's "

@@ -13,7 +13,6 @@ import argparse
 import datetime as dt
 import math
 import os
-import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from rich.progress import Progress
 from benchmarks.corpus import FAMILY_SNRS, TALKER_LEVELS_DBFS, Clip, corpus_specs, load_clip
 from benchmarks.detectors import DETECTOR_NAMES, build_detectors, timed_run
 from benchmarks.metrics import Counts, DetectorResult
-from benchmarks.report import write_section
+from benchmarks.report import command_line, write_section
 
 
 def parse_value(text: str) -> Any:
@@ -198,11 +197,9 @@ def main(argv: list[str] | None = None) -> int:
     print(body)
     if args.out is not None:
         now = dt.datetime.now(dt.UTC).strftime("%a %b %d %H:%M:%S UTC %Y")
-        cmd = "python -m benchmarks.run_gate_benchmark " + shlex.join(
-            argv if argv is not None else sys.argv[1:]
-        )
+        cmd = command_line("benchmarks.run_gate_benchmark", argv)
         header = (
-            f"Generated {now} by `{cmd.strip()}` on a shared {os.cpu_count()}-core machine "
+            f"Generated {now} by `{cmd}` on a shared {os.cpu_count()}-core machine "
             "(all detectors single-threaded, timed in the same run on the same audio).\n"
         )
         write_section(args.out, "gate-benchmark", header + "\n" + body)

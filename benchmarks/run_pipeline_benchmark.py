@@ -27,11 +27,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
 import math
 import os
-import shlex
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -42,7 +39,7 @@ import numpy as np
 import numpy.typing as npt
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from benchmarks.report import write_section
+from benchmarks.report import command_line, utc_minute, write_section
 from callgate.audio.codec import pcm16_to_float
 from callgate.cli.conversation import piper_caller
 from callgate.config import Settings, load_settings
@@ -397,14 +394,12 @@ def main(argv: list[str] | None = None) -> None:
         limit = f"calls failed at N = {failed_at}"
     else:
         limit = f"the p50 delay had not doubled by N = {levels[-1].calls if levels else 0}"
-    command = ".venv/bin/python -m benchmarks.run_pipeline_benchmark " + shlex.join(
-        argv if argv is not None else sys.argv[1:]
-    )
-    date = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    command = command_line("benchmarks.run_pipeline_benchmark", argv, python=".venv/bin/python")
+    date = utc_minute()
     failures = sequential.failures + [f for lv in levels for f in lv.failures]
     body = "\n".join(
         [
-            f"Generated {date} by `{command.strip()}` on the shared 2-core machine "
+            f"Generated {date} by `{command}` on the shared 2-core machine "
             f"({os.cpu_count()} CPUs seen; server and callers in one process), in "
             f"{wall / 60:.1f} min; 1-minute load average {load_before:.2f} at the start, "
             f"{load_after:.2f} at the end. Embedded default path (no OPENAI_API_KEY): speech gate, "

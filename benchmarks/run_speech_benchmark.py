@@ -28,8 +28,6 @@ import argparse
 import asyncio
 import datetime as dt
 import re
-import shlex
-import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -40,7 +38,7 @@ import numpy as np
 import numpy.typing as npt
 from rich.progress import Progress
 
-from benchmarks.report import write_section
+from benchmarks.report import command_line, utc_minute, write_section
 from callgate.conversation.agents.local import stt_prompt_for
 from callgate.conversation.extract import caller_emails, extract
 from callgate.conversation.form import Form, Normalized, load_form, normalize
@@ -614,9 +612,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     started = time.perf_counter()
     tables_md = asyncio.run(run(args))
-    argv_shown = sys.argv[1:] if argv is None else argv
-    command = ("python -m benchmarks.run_speech_benchmark " + shlex.join(argv_shown)).strip()
-    date = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    command = command_line("benchmarks.run_speech_benchmark", argv)
+    date = utc_minute()
     body = (
         f"Generated {date} by `{command}` on the shared 2-core machine in "
         f"{time.perf_counter() - started:.0f} s (one CPU thread for whisper, beam size "

@@ -27,11 +27,8 @@ caller may go on, but it is reported. The model's CPU time per prediction is mea
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import itertools
 import math
-import shlex
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +39,7 @@ from scipy import signal as sps
 
 from benchmarks.corpus import Clip, corpus_specs, load_clip
 from benchmarks.metrics import FRAME_MS, utterances
-from benchmarks.report import write_section
+from benchmarks.report import command_line, utc_minute, write_section
 from callgate.audio.decision import FrameDecision
 from callgate.audio.gate import SpeechGate
 from callgate.realtime.end_of_turn import SmartTurnModel, TurnEndModel
@@ -292,10 +289,10 @@ def main(argv: list[str] | None = None) -> None:
     model = CachedModel(SmartTurnModel()) if asks else None
     latency_frames = math.ceil(args.model_latency_ms / FRAME_MS)
     scores = run(configs, args.quick, model, latency_frames)
-    command = "python -m benchmarks.run_turn_benchmark " + shlex.join(argv or sys.argv[1:])
-    date = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    command = command_line("benchmarks.run_turn_benchmark", argv)
+    date = utc_minute()
     body = (
-        f"Generated {date} by `{command.strip()}` on the shared 2-core machine "
+        f"Generated {date} by `{command}` on the shared 2-core machine "
         "(gate defaults, client turn mode, corpus speech clips"
     )
     if model is not None and model.cpu_ms:
