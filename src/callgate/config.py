@@ -31,6 +31,16 @@ class ConfigError(ValueError):
     """A setting is missing, malformed or inconsistent. The message names the variable."""
 
 
+_FRAME_MULTIPLES = (
+    "audio_preroll_ms",
+    "audio_word_end_ms",
+    "audio_continuation_ms",
+    "audio_onset_lookback_ms",
+    "noise_calibration_ms",
+)
+"""Durations, in ms, that the gate counts in whole frames."""
+
+
 class Settings(BaseSettings):
     """callgate's configuration. Each field's description is its documentation."""
 
@@ -370,30 +380,13 @@ class Settings(BaseSettings):
         frame = self.audio_frame_size_ms
         rules: list[tuple[bool, str]] = [
             (frame % 10 == 0, f"AUDIO_FRAME_SIZE_MS must be a multiple of 10, got {frame}"),
-            (
-                self.audio_preroll_ms % frame == 0,
-                f"AUDIO_PREROLL_MS ({self.audio_preroll_ms}) must be a multiple of "
-                f"AUDIO_FRAME_SIZE_MS ({frame})",
-            ),
-            (
-                self.audio_word_end_ms % frame == 0,
-                f"AUDIO_WORD_END_MS ({self.audio_word_end_ms}) must be a multiple of "
-                f"AUDIO_FRAME_SIZE_MS ({frame})",
-            ),
-            (
-                self.audio_continuation_ms % frame == 0,
-                f"AUDIO_CONTINUATION_MS ({self.audio_continuation_ms}) must be a multiple of "
-                f"AUDIO_FRAME_SIZE_MS ({frame})",
-            ),
-            (
-                self.audio_onset_lookback_ms % frame == 0,
-                f"AUDIO_ONSET_LOOKBACK_MS ({self.audio_onset_lookback_ms}) must be a multiple "
-                f"of AUDIO_FRAME_SIZE_MS ({frame})",
-            ),
-            (
-                self.noise_calibration_ms % frame == 0,
-                f"NOISE_CALIBRATION_MS ({self.noise_calibration_ms}) must be a multiple of "
-                f"AUDIO_FRAME_SIZE_MS ({frame})",
+            *(
+                (
+                    getattr(self, name) % frame == 0,
+                    f"{name.upper()} ({getattr(self, name)}) must be a multiple of "
+                    f"AUDIO_FRAME_SIZE_MS ({frame})",
+                )
+                for name in _FRAME_MULTIPLES
             ),
             (
                 self.snr_start_normal >= self.snr_stop_normal,
