@@ -21,8 +21,9 @@ from rich.progress import Progress
 
 from benchmarks.corpus import FAMILY_SNRS, TALKER_LEVELS_DBFS, Clip, corpus_specs, load_clip
 from benchmarks.detectors import DETECTOR_NAMES, build_detectors, timed_run
-from benchmarks.metrics import Counts, DetectorResult
+from benchmarks.metrics import DetectorResult
 from benchmarks.report import command_line, write_section
+from callgate.tuning.score import FrameScore
 
 
 def parse_value(text: str) -> Any:
@@ -87,7 +88,7 @@ def render(results: list[DetectorResult], clips: list[Clip], notes: list[str]) -
               "music-only sent", "audio sent", "CPU µs/frame"]  # fmt: skip
     rows = []
     for r in results:
-        quiet = r.by_talker.get("quiet", Counts())
+        quiet = r.by_talker.get("quiet", FrameScore())
         rows.append(
             [
                 r.name,

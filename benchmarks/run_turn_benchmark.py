@@ -38,7 +38,7 @@ from rich.progress import Progress
 from scipy import signal as sps
 
 from benchmarks.corpus import Clip, corpus_specs, load_clip
-from benchmarks.metrics import FRAME_MS, utterances
+from benchmarks.metrics import FRAME_MS
 from benchmarks.report import command_line, utc_minute, write_section
 from callgate.audio.decision import FrameDecision
 from callgate.audio.gate import SpeechGate
@@ -46,6 +46,7 @@ from callgate.realtime.end_of_turn import SmartTurnModel, TurnEndModel
 from callgate.realtime.turns import CommitInput, PredictTurnEnd, TurnController, TurnOptions
 from callgate.speech.tts import PiperTTS
 from callgate.synth.speech import ENGLISH_SENTENCES, speak
+from callgate.tuning.score import runs
 
 
 @dataclass(frozen=True)
@@ -157,7 +158,7 @@ def score_clip(
     score.commits += len(commits)
     score.predictions += turns.predictions
     score.early += turns.early_commits
-    spans = utterances(clip.labels)
+    spans = runs(clip.labels)
     for k, (start, end) in enumerate(spans):
         score.premature += sum(start < c < end - 1 for c in commits)
         limit = spans[k + 1][0] if k + 1 < len(spans) else clip.frames + 10_000

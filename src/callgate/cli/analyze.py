@@ -194,12 +194,16 @@ def _number(value: float) -> str:
     return f"{value:.2f}"
 
 
-def frames_csv_text(decisions: Sequence[FrameDecision], mask: Mask) -> str:
-    """The ``--frames-csv`` content: one row per frame, floats with 2 decimals."""
+def frames_csv_text(
+    decisions: Sequence[FrameDecision], mask: Mask, labels: Mask | None = None
+) -> str:
+    """The ``--frames-csv`` content: one row per frame, floats with 2 decimals; with
+    ``labels``, a last column ``label`` (1 where the operator marked speech)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for decision, sent in zip(decisions, mask, strict=True):
+    writer.writerow(CSV_COLUMNS if labels is None else (*CSV_COLUMNS, "label"))
+    for index, (decision, sent) in enumerate(zip(decisions, mask, strict=True)):
+        extra = () if labels is None else (int(bool(labels[index])),)
         writer.writerow(
             (
                 decision.t_ms,
@@ -217,6 +221,7 @@ def frames_csv_text(decisions: Sequence[FrameDecision], mask: Mask) -> str:
                 int(decision.onset),
                 decision.lookback_frames,
                 _number(decision.residual_snr_db),
+                *extra,
             )
         )
     return buffer.getvalue()
@@ -240,9 +245,9 @@ def write_atomic(path: Path, write: Callable[[Path], object]) -> None:
         raise
 
 
-def write_frames_csv(path: Path, analysis: Analysis) -> None:
+def write_frames_csv(path: Path, analysis: Analysis, labels: Mask | None = None) -> None:
     """Write the per-frame CSV of one analysis atomically."""
-    text = frames_csv_text(analysis.decisions, analysis.sent)
+    text = frames_csv_text(analysis.decisions, analysis.sent, labels)
     write_atomic(path, lambda temp: temp.write_text(text, encoding="utf-8"))
 
 

@@ -9,22 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from callgate.cli.analyze import (
+    Mask,
     Segment,
     Summary,
     analyze_pcm,
     build_gate,
     changed_settings,
     output_paths,
+    write_atomic,
     write_frames_csv,
 )
 from callgate.cli.call import (
@@ -36,6 +36,14 @@ from callgate.cli.call import (
     wav_caller,
     write_stereo,
 )
+from callgate.cli.common import (
+    FormatOption,
+    VadChoice,
+    VadOption,
+    fail,
+    progress_bar,
+    settings_from,
+)
 from callgate.cli.crm import crm_app
 from callgate.cli.plot import render_timeline
 from callgate.cli.recording import (
@@ -46,10 +54,12 @@ from callgate.cli.recording import (
     load_recording,
 )
 from callgate.cli.sample import make_sample, write_sample
-from callgate.config import ConfigError, Settings, load_settings
+from callgate.cli.scoring import labelled_inputs, print_label_report, score_table, tune
+from callgate.config import ConfigError, Settings
 from callgate.synth.scenes import NOISE_BEDS
+from callgate.tuning.labels import format_labels
+from callgate.tuning.score import FrameScore
 
-USAGE_ERROR = 2
 MAX_LISTED_SEGMENTS = 12
 
 app = typer.Typer(
@@ -61,42 +71,12 @@ app = typer.Typer(
 
 
 app.add_typer(crm_app, name="crm")
+app.command()(tune)
 
 
 @app.callback()
 def _root() -> None:
     """AI phone agents on Twilio lines, with a noise-robust speech gate."""
-
-
-class VadKind(enum.StrEnum):
-    """Which frame classifier to replay: the SNR gate or the fallback's energy VAD."""
-
-    GATE = "gate"
-    LEGACY = "legacy"
-
-
-def _fail(message: str) -> NoReturn:
-    """One plain line on stderr (never wrapped, so the file name stays whole), exit 2."""
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(USAGE_ERROR)
-
-
-def parse_overrides(pairs: list[str]) -> dict[str, str]:
-    """``["SNR_START_NORMAL=7", ...]`` to a dict; a pair without ``=`` is a usage error."""
-    overrides: dict[str, str] = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or not name.strip():
-            _fail(f"--set expects NAME=VALUE, got {pair!r}")
-        overrides[name.strip()] = value.strip()
-    return overrides
-
-
-def _settings(pairs: list[str]) -> Settings:
-    try:
-        return load_settings(parse_overrides(pairs))
-    except ConfigError as error:
-        _fail(str(error))
 
 
 def _fmt_segments(segments: tuple[Segment, ...]) -> str:
@@ -129,7 +109,7 @@ def print_summary(console: Console, summary: Summary) -> None:
     console.print(table)
 
 
-def _print_settings(console: Console, settings: Settings, kind: VadKind) -> None:
+def _print_settings(console: Console, settings: Settings, kind: VadChoice) -> None:
     changed = changed_settings(settings).items()
     described = ", ".join(f"{name}={new} (default {old})" for name, (old, new) in changed)
     console.print(
@@ -173,27 +153,41 @@ def analyze(
             help="Override a setting for this run, e.g. --set SNR_START_NORMAL=7 (repeatable).",
         ),
     ] = None,
-    vad: Annotated[
-        VadKind, typer.Option("--vad", help="Which classifier to replay.")
-    ] = VadKind.GATE,
-    fmt: Annotated[
-        InputFormat,
-        typer.Option("--format", help="Read inputs as WAV or raw mu-law; auto: by file ending."),
-    ] = InputFormat.AUTO,
+    vad: VadOption = VadChoice.GATE,
+    fmt: FormatOption = InputFormat.AUTO,
+    labels: Annotated[
+        Path | None,
+        typer.Option(
+            "--labels",
+            help="Score against the caller's speech marked in an Audacity label track: a "
+            "file for one recording, or a folder with <name>.txt per recording.",
+        ),
+    ] = None,
 ) -> None:
     """Replay recorded calls through the speech gate and show what the model would receive.
 
     Each input is converted to what Twilio delivers (8 kHz mono, one mu-law round trip) and
     fed to the gate in 20 ms chunks, exactly as on a live call. The summary shows the speech
     segments, the share of audio sent and the Realtime audio cost that withholding saves.
-    Exit code 2 means a bad input or setting; nothing is written then.
+    With --labels it also scores the gate against them and lists the clipped utterances
+    and the false triggers. Exit code 2 means a bad input, label file or setting; nothing
+    is written then.
     """
-    settings = _settings(overrides or [])
-    try:
-        paths = expand_inputs(inputs, fmt)
-        recordings = [load_recording(path, fmt) for path in paths]
-    except RecordingError as error:
-        _fail(str(error))
+    settings = settings_from(overrides or [])
+    if labels is not None:
+        labelled = labelled_inputs(inputs, labels, fmt, settings)
+        recordings = [item.recording for item in labelled]
+        paths = [recording.path for recording in recordings]
+        masks: list[Mask | None] = [
+            item.labels(float(settings.audio_frame_size_ms)) for item in labelled
+        ]
+    else:
+        try:
+            paths = expand_inputs(inputs, fmt)
+            recordings = [load_recording(path, fmt) for path in paths]
+        except RecordingError as error:
+            fail(str(error))
+        masks = [None] * len(recordings)
     as_directory = len(inputs) > 1 or any(path.is_dir() for path in inputs)
     csv_paths = output_paths(paths, frames_csv, ".csv", as_directory)
     png_paths = output_paths(paths, plot, ".png", as_directory)
@@ -208,27 +202,29 @@ def analyze(
             vad=vad,
             csv_path=csv_paths[0],
             png_path=png_paths[0],
+            labels=masks[0],
         )
         return
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    ) as progress:
+    total = FrameScore(frame_ms=settings.audio_frame_size_ms)
+    with progress_bar(console) as progress:
         task = progress.add_task("analysing", total=len(recordings))
-        for recording, csv_path, png_path in zip(recordings, csv_paths, png_paths, strict=True):
+        jobs = zip(recordings, csv_paths, png_paths, masks, strict=True)
+        for recording, csv_path, png_path, mask in jobs:
             progress.update(task, description=f"analysing {recording.path.name}")
-            _analyze_one(
+            score = _analyze_one(
                 progress.console,
                 recording=recording,
                 settings=settings,
                 vad=vad,
                 csv_path=csv_path,
                 png_path=png_path,
+                labels=mask,
             )
+            if score is not None:
+                total.merge(score)
             progress.advance(task)
+    if labels is not None:
+        console.print(score_table(f"all {len(recordings)} recordings against their labels", total))
 
 
 def _analyze_one(
@@ -236,23 +232,30 @@ def _analyze_one(
     *,
     recording: Recording,
     settings: Settings,
-    vad: VadKind,
+    vad: VadChoice,
     csv_path: Path | None,
     png_path: Path | None,
-) -> None:
-    """Analyse one recording, print its summary, then write its CSV and plot."""
+    labels: Mask | None = None,
+) -> FrameScore | None:
+    """Analyse one recording, print its summary (and its score against ``labels``), then
+    write its CSV and plot."""
     try:
         gate = build_gate(settings, vad.value)
     except (ConfigError, RuntimeError, ValueError) as error:
-        _fail(f"cannot build the {vad.value} VAD: {error}")
+        fail(f"cannot build the {vad.value} VAD: {error}")
     result = analyze_pcm(recording.path.name, recording.pcm, settings, gate)
     print_summary(console, result.summary)
+    score = None
+    if labels is not None:
+        frame_ms = result.summary.frame_ms
+        score = print_label_report(console, recording.path.name, result.sent, labels, frame_ms)
     if csv_path is not None:
-        write_frames_csv(csv_path, result)
+        write_frames_csv(csv_path, result, labels)
         console.print(f"frames CSV: {csv_path}", soft_wrap=True)
     if png_path is not None:
-        render_timeline(recording.pcm, result, settings, vad.value, png_path)
+        render_timeline(recording.pcm, result, settings, vad.value, png_path, labels=labels)
         console.print(f"timeline plot: {png_path}", soft_wrap=True)
+    return score
 
 
 @app.command()
@@ -263,6 +266,14 @@ def sample(
     ] = "street",
     snr: Annotated[float, typer.Option("--snr", help="Speech-to-noise ratio in dB.")] = 10.0,
     seed: Annotated[int, typer.Option("--seed", help="Random seed of the noise scene.")] = 7,
+    labels: Annotated[
+        Path | None,
+        typer.Option(
+            "--labels",
+            help="Also write where the caller speaks as an Audacity label track, for "
+            "analyze --labels and tune.",
+        ),
+    ] = None,
 ) -> None:
     """Write the demo recording: a caller saying three sentences in a noisy place, by phone.
 
@@ -270,9 +281,12 @@ def sample(
     --frames-csv out/sample.csv --plot out/sample.png
     """
     if noise not in NOISE_BEDS:
-        _fail(f"--noise {noise!r} is not a scene; choose one of {', '.join(NOISE_BEDS)}")
+        fail(f"--noise {noise!r} is not a scene; choose one of {', '.join(NOISE_BEDS)}")
     call = make_sample(noise=noise, snr_db=snr, seed=seed)
     write_sample(out, call)
+    if labels is not None:
+        text = format_labels(list(call.speech_spans_s))
+        write_atomic(labels, lambda temp: temp.write_text(text, encoding="utf-8"))
     spans = ", ".join(f"{start:.2f}-{end:.2f}" for start, end in call.speech_spans_s)
     voice = "espeak-ng" if call.used_espeak else "speech-like synthesis (espeak-ng not found)"
     Console().print(
@@ -302,7 +316,7 @@ def serve(
     from callgate.server.app import CallgateServer, create_app  # noqa: PLC0415
     from callgate.server.logs import configure_logging  # noqa: PLC0415
 
-    settings = _settings(set_ or [])
+    settings = settings_from(set_ or [])
     configure_logging(json_logs=json_logs)
     config = uvicorn.Config(
         create_app(settings),
@@ -405,7 +419,7 @@ def call(
     Exit code 2: bad input, or the server is unreachable or refuses the call.
     """
     if (wav is None) == (not say):
-        _fail("give either --wav FILE or one or more --say TEXT")
+        fail("give either --wav FILE or one or more --say TEXT")
     if turns:
         _converse(url, say or [], voice, noise, snr, out, plot, api_token, sign_with_token)
         return
@@ -424,11 +438,11 @@ def call(
             )
         )
     except CallError as error:
-        _fail(str(error))
+        fail(str(error))
     try:
         write_stereo(out, outcome.stereo)
     except OSError as error:
-        _fail(f"{out}: cannot write ({error.strerror or error})")
+        fail(f"{out}: cannot write ({error.strerror or error})")
     print_call_summary(console, outcome, out)
 
 
@@ -459,16 +473,16 @@ def _converse(  # noqa: PLR0917  (the command's own options, passed straight thr
             )
         )
     except CallError as error:
-        _fail(str(error))
+        fail(str(error))
     try:
         write_stereo(out, convo.stereo)
         if plot is not None:
-            settings = _settings([])
+            settings = settings_from([])
             gate = settings.build_gate("gate")
             analysis = analyze_pcm(out.name, convo.caller_pcm, settings, gate)
             render_timeline(convo.caller_pcm, analysis, settings, "gate", plot)
     except OSError as error:
-        _fail(f"cannot write the call's files ({error.strerror or error})")
+        fail(f"cannot write the call's files ({error.strerror or error})")
     print_lead(console, convo, out, plot)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, NoReturn, TypeVar
+from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
@@ -18,11 +18,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from callgate.cli.common import fail
 from callgate.config import ConfigError, load_settings
 from callgate.storage.db import DatabaseUrlError, check_url, make_engine, make_sessionmaker
 from callgate.storage.outbox import OutboxStatus, outbox_status, retry_now
 
-USAGE_ERROR = 2
 T = TypeVar("T")
 
 crm_app = typer.Typer(
@@ -33,22 +33,17 @@ crm_app = typer.Typer(
 )
 
 
-def _fail(message: str) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(USAGE_ERROR)
-
-
 def _database_url() -> str:
     try:
         url = load_settings().database_url
         check_url(url)
     except (ConfigError, DatabaseUrlError) as exc:
-        _fail(f"database: {exc}")
+        fail(f"database: {exc}")
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         path = parsed.database
         if not path or path == ":memory:" or not Path(path).is_file():
-            _fail(f"database: no SQLite file at {path!r} (DATABASE_URL)")
+            fail(f"database: no SQLite file at {path!r} (DATABASE_URL)")
     return url
 
 
@@ -68,7 +63,7 @@ def _run(action: Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]]) -> 
         return asyncio.run(go())
     except (SQLAlchemyError, OSError) as exc:
         reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-        _fail(f"database {shown} is unreachable or not migrated: {reason}")
+        fail(f"database {shown} is unreachable or not migrated: {reason}")
 
 
 def _age(seconds: float | None) -> str:
@@ -117,8 +112,8 @@ def retry(
 ) -> None:
     """Make parked or waiting deliveries due now, with a fresh attempt budget."""
     if (call_sid is None) == (not all_):
-        _fail("give either a CALL_SID or --all")
+        fail("give either a CALL_SID or --all")
     count = _run(lambda sessions: retry_now(sessions, None if all_ else call_sid))
     if call_sid is not None and count == 0:
-        _fail(f"no undelivered outbox row for call {call_sid}")
+        fail(f"no undelivered outbox row for call {call_sid}")
     typer.echo(f"{count} row{'s' if count != 1 else ''} due now")

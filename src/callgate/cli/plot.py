@@ -33,16 +33,26 @@ STATE_COLORS: dict[GateState, str] = {
 """Colours of the state band, in the order of ``GateState``."""
 SENT_COLOR = "#7cc4f2"
 MUSIC_COLOR = "#c792ea"
+LABEL_COLOR = "#222222"
 DBFS_FLOOR = -100.0
 """Lower limit for level plots: digital silence is -inf dBFS, which cannot be drawn."""
 
 
-def _shade(axis: Any, times: npt.NDArray[np.float64], mask: Mask, width: float, color: str) -> None:
-    """Shade runs of true frames as vertical spans."""
+def _shade(
+    axis: Any,
+    times: npt.NDArray[np.float64],
+    mask: Mask,
+    width: float,
+    color: str,
+    *,
+    band: tuple[float, float] = (0.0, 1.0),
+    alpha: float = 0.35,
+) -> None:
+    """Shade runs of true frames as vertical spans (over ``band`` of the axis height)."""
     flags = np.asarray(mask, dtype=np.int8)
     edges = np.diff(np.concatenate(([0], flags, [0])))
     for start, end in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True):
-        axis.axvspan(times[start], times[end - 1] + width, color=color, alpha=0.35, lw=0)
+        axis.axvspan(times[start], times[end - 1] + width, *band, color=color, alpha=0.35, lw=0)
 
 
 def _title(name: str, settings: Settings, kind: str) -> str:
@@ -59,9 +69,16 @@ def _title(name: str, settings: Settings, kind: str) -> str:
 
 
 def render_timeline(
-    pcm: Pcm16, analysis: Analysis, settings: Settings, kind: str, out: str | Path
+    pcm: Pcm16,
+    analysis: Analysis,
+    settings: Settings,
+    kind: str,
+    out: str | Path,
+    *,
+    labels: Mask | None = None,
 ) -> None:
-    """Draw the timeline of one analysed recording to a PNG file at ``out``."""
+    """Draw the timeline of one analysed recording to a PNG file at ``out``; ``labels``
+    (the operator's speech marks) show as a bar along the bottom of the waveform."""
     decisions = analysis.decisions
     frame_s = analysis.summary.frame_ms / 1000.0
     times = np.array([d.t_ms / 1000.0 for d in decisions], dtype=np.float64)
@@ -92,9 +109,11 @@ def render_timeline(
         limit = min(1.0, max(0.02, 1.1 * peak))
         wave_ax.set_ylim(-limit, limit)
         wave_ax.set_ylabel("waveform")
-        wave_ax.legend(
-            handles=[Patch(color=SENT_COLOR, alpha=0.35, label="sent to model")], loc="upper right"
-        )
+        handles = [Patch(color=SENT_COLOR, alpha=0.35, label="sent to model")]
+        if labels is not None and len(decisions):
+            _shade(wave_ax, times, labels, frame_s, LABEL_COLOR, band=(0.0, 0.05), alpha=0.8)
+            handles.append(Patch(color=LABEL_COLOR, alpha=0.8, label="labelled speech"))
+        wave_ax.legend(handles=handles, loc="upper right")
 
         edges = np.append(times, times[-1] + frame_s) if len(times) else times
         snr_ax.plot(times + frame_s / 2, snr, lw=0.8, color="#1f5fa8", label="SNR")

@@ -37,6 +37,8 @@ TAIL_S = 1.5
 """Noise after the last word."""
 SPEECH_PEAK = 0.5
 """Peak of the speech alone: a normal talker on a phone, well below full scale."""
+AUDIBLE_BELOW_PEAK = 0.01
+"""Samples under this share of the speech peak (-40 dB) count as silence for the spans."""
 PEAK = 0.89
 """Largest sample of the mix before the channel, so it never clips."""
 
@@ -48,7 +50,7 @@ class SampleCall:
     pcm: Pcm16
     """8 kHz mono PCM16 as Twilio delivers it."""
     speech_spans_s: tuple[tuple[float, float], ...]
-    """(start, end) of each sentence, in seconds."""
+    """(start, end) of each sentence, in seconds, without the synthesizer's padding."""
     noise: str
     snr_db: float
     used_espeak: bool
@@ -60,6 +62,13 @@ def _utterances(rng: np.random.Generator) -> tuple[list[npt.NDArray[np.float64]]
         spoken = [speak(text, voice="en-us", sample_rate_hz=SYNTH_RATE_HZ) for text in SENTENCES]
         return spoken, True
     return [speech_like(2.0, rng, SYNTH_RATE_HZ) for _ in SENTENCES], False
+
+
+def _audible_extent(utterance: npt.NDArray[np.float64]) -> tuple[int, int]:
+    """First and one-past-last sample within 40 dB of the peak: the synthesizer pads its
+    speech with silence, which is no part of what the caller says."""
+    loud = np.flatnonzero(np.abs(utterance) > np.max(np.abs(utterance)) * AUDIBLE_BELOW_PEAK)
+    return (int(loud[0]), int(loud[-1]) + 1) if loud.size else (0, utterance.size)
 
 
 def make_sample(noise: str = "street", snr_db: float = 10.0, seed: int = 7) -> SampleCall:
@@ -76,7 +85,8 @@ def make_sample(noise: str = "street", snr_db: float = 10.0, seed: int = 7) -> S
     for gap, utterance in zip(gaps, utterances, strict=True):
         position += round(gap * SYNTH_RATE_HZ)
         speech[position : position + utterance.size] = utterance
-        spans.append((position / SYNTH_RATE_HZ, (position + utterance.size) / SYNTH_RATE_HZ))
+        first, last = _audible_extent(utterance)
+        spans.append(((position + first) / SYNTH_RATE_HZ, (position + last) / SYNTH_RATE_HZ))
         position += utterance.size
     bed = NOISE_BEDS[noise](total_s, SYNTH_RATE_HZ, rng)[: speech.size]
     bed = np.pad(bed, (0, speech.size - bed.size))
