@@ -321,7 +321,11 @@ class SpeechGate:
         distant = not self._talker.holds(level)
         self._candidate_peak = level if was_silent else max(self._candidate_peak, level)
         # The agent's echo is voiced too: under the echo guard only the start threshold opens.
-        voiced_start = self.start_boost_db == 0.0 and likelihood < self._tonal_limit
+        voiced_start = (
+            self.start_boost_db == 0.0
+            and likelihood < self._tonal_limit
+            and not self._floor.calibrating
+        )
         step = self._machine.step(
             snr,
             thresholds.start_db,
