@@ -218,3 +218,24 @@ def test_sample_then_analyze(tmp_path: Path) -> None:
     code, output = run("sample", "t.wav", "--noise", "jackhammer")
     assert code == 2
     assert "jackhammer" in output
+
+
+def test_analyze_takes_the_caller_channel_of_a_call_recording(tmp_path: Path) -> None:
+    """Left: a caller's burst; right: the agent talking all along. Only the left is heard
+    by default, as on a live call, and --channel 2 hears the agent."""
+    caller = burst_signal()
+    agent = np.roll(burst_signal(), RATE)  # its burst a second later
+    stereo = write_wav(tmp_path / "call.wav", float_to_pcm16(np.stack([caller, agent], axis=1)))
+    out = {}
+    for choice in ("1", "2"):
+        csv_path = tmp_path / f"ch{choice}.csv"
+        code, text = run("analyze", str(stereo), "--channel", choice, "--frames-csv", str(csv_path))
+        assert code == 0, text
+        assert f"channel {choice} analysed" in text
+        rows = read_rows(csv_path)
+        out[choice] = next(int(r["t_ms"]) for r in rows if r["onset"] == "1")
+    assert out["1"] < 1300  # the caller's burst starts at 1.0 s
+    assert out["2"] >= 2000  # the agent's at 2.0 s
+    code, text = run("analyze", str(stereo), "--channel", "left")
+    assert code == 2
+    assert "--channel must be a channel number" in text

@@ -11,10 +11,12 @@ from scipy.io import wavfile
 
 from callgate.audio.codec import float_to_pcm16, pcm16_to_ulaw, ulaw_round_trip
 from callgate.cli.recording import (
+    MIX,
     InputFormat,
     RecordingError,
     expand_inputs,
     load_recording,
+    parse_channel,
 )
 
 
@@ -56,6 +58,31 @@ def test_16k_stereo_any_sample_type_becomes_8k_mono(tmp_path: Path, dtype: type)
     assert len(recording.pcm) == pytest.approx(4000, abs=2)
     # 0.25 amplitude sine: RMS 0.177 of full scale, whatever the stored width.
     assert _rms(recording.pcm[500:-500]) == pytest.approx(0.25 / np.sqrt(2) * 32768, rel=0.05)
+
+
+def test_the_caller_channel_is_taken_alone_or_all_are_mixed(tmp_path: Path) -> None:
+    """A call recording holds each party on its own channel: the caller must come alone."""
+    caller, agent = _tone(8000, amplitude=0.2), np.zeros(4000)
+    wavfile.write(tmp_path / "call.wav", 8000, float_to_pcm16(np.stack([caller, agent], axis=1)))
+    first = load_recording(tmp_path / "call.wav")
+    second = load_recording(tmp_path / "call.wav", channel=2)
+    mixed = load_recording(tmp_path / "call.wav", channel=MIX)
+    assert first.channel == 1
+    assert _rms(first.pcm) == pytest.approx(0.2 / np.sqrt(2) * 32768, rel=0.05)
+    assert _rms(second.pcm) < 10.0
+    assert _rms(mixed.pcm) == pytest.approx(_rms(first.pcm) / 2, rel=0.05)
+    assert first.channel_note == "2 channels, channel 1 analysed (--channel)"
+    assert mixed.channel_note == "2 channels, all mixed (--channel)"
+    with pytest.raises(RecordingError, match=r"call\.wav: has 2 channel\(s\); --channel 3"):
+        load_recording(tmp_path / "call.wav", channel=3)
+
+
+def test_channel_choices_parse() -> None:
+    assert parse_channel("mix") == MIX
+    assert parse_channel(" 2 ") == 2
+    for bad in ("0", "-1", "left", ""):
+        with pytest.raises(ValueError, match="--channel must be"):
+            parse_channel(bad)
 
 
 def test_raw_mu_law_is_decoded_as_is(tmp_path: Path) -> None:

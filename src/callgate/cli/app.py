@@ -37,6 +37,7 @@ from callgate.cli.call import (
     write_stereo,
 )
 from callgate.cli.common import (
+    ChannelOption,
     FormatOption,
     VadChoice,
     VadOption,
@@ -86,11 +87,14 @@ def _fmt_segments(segments: tuple[Segment, ...]) -> str:
     return ", ".join(shown) if shown else "none"
 
 
-def print_summary(console: Console, summary: Summary) -> None:
-    """The per-input report: timing, segments, share sent and what withholding saves."""
+def print_summary(console: Console, summary: Summary, source: str = "") -> None:
+    """The per-input report: timing, segments, share sent and what withholding saves;
+    ``source`` says which channel of a multi-channel file was analysed."""
     table = Table(title=summary.name, show_header=False, title_justify="left", expand=False)
     table.add_column("what", style="bold")
     table.add_column("value", overflow="fold")
+    if source:
+        table.add_row("source", source)
     table.add_row("duration", f"{summary.duration_s:.2f} s ({summary.frames} frames)")
     table.add_row(
         "sent to model",
@@ -155,6 +159,7 @@ def analyze(
     ] = None,
     vad: VadOption = VadChoice.GATE,
     fmt: FormatOption = InputFormat.AUTO,
+    channel: ChannelOption = 1,
     labels: Annotated[
         Path | None,
         typer.Option(
@@ -175,7 +180,7 @@ def analyze(
     """
     settings = settings_from(overrides or [])
     if labels is not None:
-        labelled = labelled_inputs(inputs, labels, fmt, settings)
+        labelled = labelled_inputs(inputs, labels, fmt, settings, channel)
         recordings = [item.recording for item in labelled]
         paths = [recording.path for recording in recordings]
         masks: list[Mask | None] = [
@@ -184,7 +189,7 @@ def analyze(
     else:
         try:
             paths = expand_inputs(inputs, fmt)
-            recordings = [load_recording(path, fmt) for path in paths]
+            recordings = [load_recording(path, fmt, channel) for path in paths]
         except RecordingError as error:
             fail(str(error))
         masks = [None] * len(recordings)
@@ -244,7 +249,7 @@ def _analyze_one(
     except (ConfigError, RuntimeError, ValueError) as error:
         fail(f"cannot build the {vad.value} VAD: {error}")
     result = analyze_pcm(recording.path.name, recording.pcm, settings, gate)
-    print_summary(console, result.summary)
+    print_summary(console, result.summary, recording.channel_note)
     score = None
     if labels is not None:
         frame_ms = result.summary.frame_ms

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from callgate.cli.recording import InputFormat
+from callgate.cli.recording import InputFormat, parse_channel
 from callgate.config import ConfigError, Settings, load_settings
 
 USAGE_ERROR = 2
@@ -28,6 +28,27 @@ VadOption = Annotated[VadChoice, typer.Option("--vad", help="Which classifier to
 FormatOption = Annotated[
     InputFormat,
     typer.Option("--format", help="Read inputs as WAV or raw mu-law; auto: by file ending."),
+]
+
+
+def _channel(value: str | int) -> int:
+    if isinstance(value, int):  # the default comes through the parser as it is
+        return value
+    try:
+        return parse_channel(value)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
+
+
+ChannelOption = Annotated[
+    int,
+    typer.Option(
+        "--channel",
+        parser=_channel,
+        metavar="N|mix",
+        help="Which channel of a multi-channel WAV is the caller: 1 (the default: the caller "
+        "in callgate call's and Twilio's dual-channel recordings), 2, ..., or mix.",
+    ),
 ]
 
 

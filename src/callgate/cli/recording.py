@@ -1,10 +1,12 @@
 """Load recorded calls into the exact signal the gate sees on a live Twilio call.
 
 A recording becomes 8 kHz mono PCM16 that has been through mu-law once, because that is
-what Twilio Media Streams deliver: WAV files are converted to float, mixed to mono,
-resampled to 8 kHz and round-tripped through mu-law; raw mu-law files are decoded as they
-are. Every failure is a :class:`RecordingError` whose message names the file and the
-problem, so the CLI can print one line and stop before writing anything.
+what Twilio Media Streams deliver: the caller alone. WAV files are converted to float,
+reduced to one channel (the first by default: a two-channel call recording keeps each
+party on its own channel, and the gate must not hear the agent), resampled to 8 kHz and
+round-tripped through mu-law; raw mu-law files are decoded as they are. Every failure is
+a :class:`RecordingError` whose message names the file and the problem, so the CLI can
+print one line and stop before writing anything.
 """
 
 from __future__ import annotations
@@ -43,6 +45,20 @@ class InputFormat(enum.StrEnum):
     ULAW = "ulaw"
 
 
+MIX = 0
+"""``channel`` value that averages all channels instead of picking one."""
+
+
+def parse_channel(text: str) -> int:
+    """``--channel``: ``mix`` or a 1-based channel number; raises ValueError otherwise."""
+    value = text.strip().lower()
+    if value == "mix":
+        return MIX
+    if value.isdigit() and int(value) >= 1:
+        return int(value)
+    raise ValueError(f"--channel must be a channel number (1, 2, ...) or 'mix', got {text!r}")
+
+
 class RecordingError(Exception):
     """A recording cannot be read. The message names the file and says what is wrong."""
 
@@ -61,6 +77,16 @@ class Recording:
     """Channel count of the file, before mixing to mono."""
     source_format: str
     """A short description of the stored samples, e.g. ``int16`` or ``mu-law``."""
+    channel: int = 1
+    """The channel analysed (1-based), or :data:`MIX` when all were averaged."""
+
+    @property
+    def channel_note(self) -> str:
+        """What was taken from a multi-channel file, for the report; empty for mono."""
+        if self.source_channels == 1:
+            return ""
+        taken = "all mixed" if self.channel == MIX else f"channel {self.channel} analysed"
+        return f"{self.source_channels} channels, {taken} (--channel)"
 
     @property
     def duration_s(self) -> float:
@@ -102,12 +128,17 @@ def expand_inputs(paths: Iterable[Path], fmt: InputFormat = InputFormat.AUTO) ->
     return files
 
 
-def load_recording(path: Path, fmt: InputFormat = InputFormat.AUTO) -> Recording:
-    """Read one file as WAV or raw mu-law (by ``fmt``, else by its ending)."""
+def load_recording(path: Path, fmt: InputFormat = InputFormat.AUTO, channel: int = 1) -> Recording:
+    """Read one file as WAV or raw mu-law (by ``fmt``, else by its ending); ``channel``
+    (1-based, or :data:`MIX`) says which channel of a multi-channel WAV is the caller."""
     by_suffix = fmt is InputFormat.AUTO and path.suffix.lower() in ULAW_SUFFIXES
     if fmt is InputFormat.ULAW or by_suffix:
+        if channel > 1:
+            raise RecordingError(
+                f"{path}: raw mu-law has one channel; --channel {channel} is not in it"
+            )
         return _load_ulaw(path)
-    return _load_wav(path)
+    return _load_wav(path, channel)
 
 
 def _load_ulaw(path: Path) -> Recording:
@@ -126,7 +157,7 @@ def _load_ulaw(path: Path) -> Recording:
     )
 
 
-def _load_wav(path: Path) -> Recording:
+def _load_wav(path: Path, channel: int) -> Recording:
     rate, data = _read_wav(path)
     if rate <= 0:
         raise RecordingError(f"{path}: WAV header gives an invalid sample rate ({rate} Hz)")
@@ -135,7 +166,13 @@ def _load_wav(path: Path) -> Recording:
     channels = 1 if data.ndim == 1 else int(data.shape[1])
     if data.shape[0] == 0 or channels == 0:
         raise RecordingError(f"{path}: WAV file holds zero samples")
+    if channel > channels:
+        raise RecordingError(
+            f"{path}: has {channels} channel(s); --channel {channel} is not one of them"
+        )
     signal = wav_to_float(data, path)
+    if signal.ndim == 2 and channel != MIX:  # (samples, channels)
+        signal = signal[:, channel - 1]
     mono = resample(to_mono(signal), rate, SAMPLE_RATE_HZ)
     if mono.size == 0:
         raise RecordingError(f"{path}: recording is too short to resample to 8 kHz")
@@ -145,6 +182,7 @@ def _load_wav(path: Path) -> Recording:
         source_rate_hz=rate,
         source_channels=channels,
         source_format=str(data.dtype),
+        channel=channel if channels > 1 else 1,
     )
 
 

@@ -16,6 +16,7 @@ from rich.table import Table
 from callgate.audio.codec import SAMPLE_RATE_HZ
 from callgate.cli.analyze import Mask
 from callgate.cli.common import (
+    ChannelOption,
     FormatOption,
     VadChoice,
     VadOption,
@@ -115,12 +116,12 @@ def print_label_report(
 
 
 def labelled_inputs(
-    inputs: list[Path], labels: Path, fmt: InputFormat, settings: Settings
+    inputs: list[Path], labels: Path, fmt: InputFormat, settings: Settings, channel: int = 1
 ) -> list[LabelledRecording]:
     """Read the recordings and their labels, or exit 2 naming the bad file."""
     try:
         paths = expand_inputs(inputs, fmt)
-        recordings = [load_recording(path, fmt) for path in paths]
+        recordings = [load_recording(path, fmt, channel) for path in paths]
         return load_labelled(recordings, labels, float(settings.audio_frame_size_ms))
     except (RecordingError, LabelError) as error:
         fail(str(error))
@@ -210,6 +211,7 @@ def tune(
     ] = None,
     vad: VadOption = VadChoice.GATE,
     fmt: FormatOption = InputFormat.AUTO,
+    channel: ChannelOption = 1,
 ) -> None:
     """Try settings on labelled recordings and rank them: clipped words, misses, false triggers.
 
@@ -231,7 +233,7 @@ def tune(
     if unknown:
         fail(f"--try names unknown setting(s) {', '.join(unknown)}; see the README for the list")
     combos = [trial for trial in combos if not _same_as_base(trial, base, settings)]
-    recordings = labelled_inputs(inputs, labels, fmt, settings)
+    recordings = labelled_inputs(inputs, labels, fmt, settings, channel)
 
     console = Console()
     results: list[TrialResult] = []
