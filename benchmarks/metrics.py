@@ -32,13 +32,22 @@ class DetectorResult:
     by_family: dict[str, FrameScore] = field(default_factory=dict)
     by_talker: dict[str, FrameScore] = field(default_factory=dict)
     no_speech_by_family: dict[str, FrameScore] = field(default_factory=dict)
+    by_voice: dict[str, FrameScore] = field(default_factory=dict)
+    by_voice_family: dict[tuple[str, str], FrameScore] = field(default_factory=dict)
     cpu_ns: int = 0
     frames: int = 0
 
-    def add_clip(
-        self, kind: str, family: str, talker: str, sent: BoolMask, labels: BoolMask
+    def add_clip(  # noqa: PLR0917 (the clip's attributes, in the spec's order)
+        self,
+        kind: str,
+        family: str,
+        talker: str,
+        sent: BoolMask,
+        labels: BoolMask,
+        voice: str = "espeak",
     ) -> None:
-        """Tally one clip into the overall, per-kind, per-family and per-talker buckets."""
+        """Tally one clip into the overall, per-kind, per-family, per-talker and per-voice
+        buckets."""
         c = FrameScore()
         c.add(sent, labels)
         self.overall.merge(c)
@@ -49,6 +58,8 @@ class DetectorResult:
             self.speech.merge(c)
             self.by_family.setdefault(family, FrameScore()).merge(c)
             self.by_talker.setdefault(talker, FrameScore()).merge(c)
+            self.by_voice.setdefault(voice, FrameScore()).merge(c)
+            self.by_voice_family.setdefault((voice, family), FrameScore()).merge(c)
 
     @property
     def cpu_us_per_frame(self) -> float:

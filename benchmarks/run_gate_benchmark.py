@@ -66,6 +66,44 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def _voice_tables(results: list[DetectorResult]) -> list[str]:
+    """By speech source: espeak-ng's voices against Piper's neural one, overall and per
+    noise family (the per-family table is Piper's clips alone)."""
+    voices = [v for v in ("espeak", "piper") if any(v in r.by_voice for r in results)]
+    if len(voices) < 2:  # a comparison needs both
+        return []
+    out = [
+        "F1 / utterance recall / lost first 100 ms by voice (clips with speech; espeak-ng's "
+        "voices, and Piper's neural joe voice):",
+        "",
+    ]
+    rows = []
+    for voice in voices:
+        cells = []
+        for r in results:
+            c = r.by_voice.get(voice)
+            cells.append(
+                "n/a"
+                if c is None
+                else f"{_num(c.f1)} / {_pct(c.utterance_recall)} / {_pct(c.first_100ms_lost_share)}"
+            )
+        count = next(r.by_voice[voice].utterances for r in results if voice in r.by_voice)
+        rows.append([f"{voice} ({count} utt.)", *cells])
+    out += [_table(["voice"] + [r.name for r in results], rows), ""]
+    out += ["F1 by noise family, Piper's voice alone:", ""]
+    rows = [
+        [f] + [
+            _num(r.by_voice_family[("piper", f)].f1) if ("piper", f) in r.by_voice_family
+            else "n/a"
+            for r in results
+        ]
+        for f in FAMILY_SNRS
+        if any(("piper", f) in r.by_voice_family for r in results)
+    ]  # fmt: skip
+    out += [_table(["family"] + [r.name for r in results], rows), ""]
+    return out
+
+
 def render(results: list[DetectorResult], clips: list[Clip], notes: list[str]) -> str:
     """The markdown report: summary, F1 by noise family, F1 by talker level."""
     minutes = sum(c.frames for c in clips) * 0.02 / 60
@@ -121,6 +159,7 @@ def render(results: list[DetectorResult], clips: list[Clip], notes: list[str]) -
             cells.append("n/a" if c is None else f"{_num(c.f1)} / {_pct(c.utterance_recall)}")
         rows.append([f"{lvl} ({dbfs:.0f} dBFS)", *cells])
     out += [_table(["talker"] + [r.name for r in results], rows), ""]
+    out += _voice_tables(results)
     out += [
         "Share of audio sent on clips without caller speech, by first noise bed (false "
         "triggers; babble and tv contain other people's speech):",
@@ -180,7 +219,14 @@ def main(argv: list[str] | None = None) -> int:
                 res = results[d.name]
                 res.cpu_ns += ns
                 res.frames += clip.frames
-                res.add_clip(clip.spec.kind, clip.spec.family, clip.spec.talker, sent, clip.labels)
+                res.add_clip(
+                    clip.spec.kind,
+                    clip.spec.family,
+                    clip.spec.talker,
+                    sent,
+                    clip.labels,
+                    clip.spec.voice,
+                )
                 progress.advance(task)
     if any(d.name.startswith("gate") and d.name != "gate-fixed-preroll" for d in detectors):
         notes = [

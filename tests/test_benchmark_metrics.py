@@ -87,3 +87,29 @@ def test_last_word_kept_compares_normalized_last_words() -> None:
     assert not last_word_kept("My roof is leaking.", "My roof is leak.")
     assert not last_word_kept("My roof is leaking.", "")
     assert last_word_kept("Call me at two.", "call me at 2")  # digits and digit words alike
+
+
+def test_espeak_clips_keep_their_cache_keys_and_piper_clips_get_their_own() -> None:
+    import hashlib  # noqa: PLC0415
+    import json  # noqa: PLC0415
+
+    from benchmarks.corpus import CORPUS_VERSION, ClipSpec  # noqa: PLC0415
+    from callgate.synth.speech import espeak_available  # noqa: PLC0415
+
+    spec = ClipSpec("fan-quiet-0", "speech", "fan", "quiet", 5.0, 10.0, 7, quick=False)
+    fields = dataclasses.asdict(spec)
+    del fields["voice"]  # the key as it was computed before the voice field existed
+    blob = json.dumps({**fields, "v": CORPUS_VERSION, "espeak": espeak_available()}, sort_keys=True)
+    assert spec.key() == hashlib.sha1(blob.encode()).hexdigest()[:16]
+    assert dataclasses.replace(spec, voice="piper").key() != spec.key()
+
+
+def test_detector_result_tallies_speech_by_voice() -> None:
+    r = DetectorResult("x")
+    r.add_clip("speech", "fan", "quiet", _mask(10, (2, 6)), _mask(10, (2, 6)), "piper")
+    r.add_clip("speech", "fan", "quiet", np.zeros(10, dtype=bool), _mask(10, (2, 6)))
+    r.add_clip("noise_only", "fan", "none", _mask(10, (0, 5)), np.zeros(10, dtype=bool))
+    assert r.by_voice["piper"].f1 == pytest.approx(1.0)
+    assert r.by_voice["espeak"].f1 == 0.0
+    assert r.by_voice_family[("piper", "fan")].utterances == 1
+    assert r.by_family["fan"].utterances == 2
