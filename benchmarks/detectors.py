@@ -177,6 +177,7 @@ DETECTOR_NAMES = (
     "gate+silero",
     "gate+silero-m8",
     "gate+music-listener",
+    "gate+noise-listener",
     "legacy-energy",
     "silero-vad",
     "webrtc-vad-2",
@@ -213,6 +214,10 @@ def build_detectors(
                 # GATE_MUSIC_LISTENER=true: Silero opens and confirms under loud music only.
                 listener = {**opts, "music_listener": True}
                 detectors.append(FrameGateDetector(name, _gate_factory(listener)))
+            elif name == "gate+noise-listener":
+                # GATE_NOISE_LISTENER=true: Silero opens and confirms under any loud background.
+                loud = {**opts, "music_listener": True, "noise_listener": True}
+                detectors.append(FrameGateDetector(name, _gate_factory(loud)))
             elif name == "legacy-energy":
                 detectors.append(FrameGateDetector(name, _legacy_factory()))
             elif name == "silero-vad":

@@ -157,6 +157,12 @@ class Settings(BaseSettings):
         "Silero VAD (ONNX) listens to every frame and may open and confirm speech: callers "
         "at 0-5 dB under loud music. Needs the Silero model, like GATE_CONFIRMER=silero.",
     )
+    gate_noise_listener: bool = Field(
+        False,
+        description="Like GATE_MUSIC_LISTENER, under any loud background (a fan, an open "
+        "window, a street within 10 dB of the caller's level), music included: callers at "
+        "0-5 dB under noise. Implies GATE_MUSIC_LISTENER. Needs the Silero model.",
+    )
     gate_music_residual: bool = Field(
         True,
         description="While music plays, the SNR of the sound between the music's held notes "
@@ -456,6 +462,7 @@ class Settings(BaseSettings):
         for name, wanted in (
             ("GATE_CONFIRMER=silero", self.gate_confirmer == "silero"),
             ("GATE_MUSIC_LISTENER=true", self.gate_music_listener),
+            ("GATE_NOISE_LISTENER=true", self.gate_noise_listener),
         ):
             if wanted and not silero_available():
                 rules.append((False, f"{name} needs Silero VAD: {silero_missing()}"))
@@ -538,7 +545,8 @@ class Settings(BaseSettings):
             confirmer=self.gate_confirmer,
             confirmer_threshold=self.gate_confirmer_threshold,
             music_residual=self.gate_music_residual,
-            music_listener=self.gate_music_listener,
+            music_listener=self.gate_music_listener or self.gate_noise_listener,
+            noise_listener=self.gate_noise_listener,
         )
 
     def legacy_vad_options(self) -> LegacyVadOptions:

@@ -1,4 +1,5 @@
-"""GATE_MUSIC_LISTENER: Silero hears a caller at 0 dB under loud music, where the SNR cannot."""
+"""GATE_MUSIC_LISTENER and GATE_NOISE_LISTENER: Silero hears a caller at 0 dB under loud
+music or noise, where the SNR cannot."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from callgate.audio.decision import sent_mask
 from callgate.audio.silero import silero_available
 from callgate.config import ConfigError, load_settings
 from callgate.synth.channel import telephone_channel
-from callgate.synth.scenes import mix_at_snr, music, set_level_dbfs
+from callgate.synth.scenes import fan, mix_at_snr, music, set_level_dbfs
 from callgate.synth.speech import espeak_available, speak
 
 needs_silero = pytest.mark.skipif(not silero_available(), reason="Silero VAD not installed")
@@ -54,21 +55,51 @@ def test_the_listener_hears_the_caller_the_snr_misses() -> None:
 
 
 @needs_silero
-def test_the_listener_is_asked_only_under_music() -> None:
-    from callgate.audio.music_listener import MusicSpeechListener  # noqa: PLC0415
+def test_the_listener_is_asked_only_when_told_to_listen() -> None:
+    from callgate.audio.listener import SpeechListener  # noqa: PLC0415
 
-    listener = MusicSpeechListener()
+    listener = SpeechListener()
     frame = np.zeros(160, dtype=np.int16)
-    assert listener.hear(frame, music=True) is None  # 160 of the 256 samples Silero needs
-    assert listener.hear(frame, music=True) is not None
-    assert listener.hear(frame, music=False) is None
+    assert listener.hear(frame, listen=True) is None  # 160 of the 256 samples Silero needs
+    assert listener.hear(frame, listen=True) is not None
+    assert listener.hear(frame, listen=False) is None
     assert listener.probability is None
+
+
+def _caller_under_a_fan() -> tuple[npt.NDArray[np.int16], npt.NDArray[np.bool_]]:
+    """The same sentence at 0 dB SNR under a fan, after 3 s of the fan alone."""
+    words = set_level_dbfs(
+        speak("Hello, I am calling about the apartment on Main Street, can you hear me?"), -26
+    )
+    clean = np.concatenate([np.zeros(3 * RATE), words, np.zeros(RATE)])
+    bed = fan(clean.size / RATE, RATE, np.random.default_rng(3))
+    pcm = telephone_channel(mix_at_snr(clean, bed, 0.0, RATE), RATE)
+    frames = clean.size // 160
+    labels = np.array([np.mean(clean[i * 160 : (i + 1) * 160] ** 2) > 1e-5 for i in range(frames)])
+    return pcm, labels
+
+
+@needs_silero
+@needs_espeak
+def test_the_noise_listener_hears_a_caller_under_a_fan() -> None:
+    pcm, speech = _caller_under_a_fan()
+
+    def heard(options: GateOptions) -> npt.NDArray[np.bool_]:
+        return sent_mask(SpeechGate(options).process_pcm16(pcm))[: speech.size]
+
+    music_only = heard(GateOptions(music_listener=True))  # no music here: it never listens
+    loud = heard(GateOptions(music_listener=True, noise_listener=True))
+    assert loud[speech].mean() > music_only[speech].mean() + 0.15
+    alone = slice(0, MUSIC_ALONE_FRAMES)
+    assert loud[alone].sum() <= music_only[alone].sum() + 5  # the fan alone still sends ~nothing
 
 
 def test_the_setting_needs_silero(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(config_module, "silero_available", lambda: False)
     with pytest.raises(ConfigError, match="GATE_MUSIC_LISTENER=true needs Silero VAD"):
         load_settings({"GATE_MUSIC_LISTENER": "true"}, env_file=None)
+    with pytest.raises(ConfigError, match="GATE_NOISE_LISTENER=true needs Silero VAD"):
+        load_settings({"GATE_NOISE_LISTENER": "true"}, env_file=None)
     with pytest.raises(ConfigError, match="GATE_CONFIRMER=silero needs Silero VAD"):
         load_settings({"GATE_CONFIRMER": "silero"}, env_file=None)
     assert not load_settings({}, env_file=None).gate_options().music_listener
@@ -79,3 +110,6 @@ def test_the_setting_reaches_the_gate() -> None:
     assert (
         load_settings({"GATE_MUSIC_LISTENER": "true"}, env_file=None).gate_options().music_listener
     )
+    noisy = load_settings({"GATE_NOISE_LISTENER": "true"}, env_file=None).gate_options()
+    assert noisy.noise_listener
+    assert noisy.music_listener  # implied: loud music is a loud background too

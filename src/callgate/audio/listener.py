@@ -1,10 +1,11 @@
-"""Optional neural ear for speech under music: Silero VAD, run only while music plays.
+"""Optional neural ear for speech under a loud background: Silero VAD, run only then.
 
-Under loud music the gate's SNR cannot see a caller at 0-5 dB: the music fills the band
-and its notes are voiced. Silero VAD hears speech there better than any level rule
-(music_loud frame F1 0.735 against the DSP gate's 0.664), but costs about 120 us per
-20 ms frame. Loud music is a small share of a call, so the gate asks Silero only while
-its music detector is on and the music is loud next to the caller: its probability then
+Under loud music or noise the gate's SNR cannot see a caller at 0-5 dB: the background
+fills the band, and music's notes are voiced too. Silero VAD hears speech there better
+than any level rule (music_loud frame F1 0.735 against the DSP gate's 0.664), but costs
+about 120 us per 20 ms frame. A loud background is a small share of most calls, so the
+gate asks Silero only while the background is loud next to the caller (under music with
+GATE_MUSIC_LISTENER, under any noise with GATE_NOISE_LISTENER): its probability then
 opens and confirms candidates alongside the SNR. Otherwise the gate is pure DSP.
 """
 
@@ -14,8 +15,9 @@ import numpy as np
 import numpy.typing as npt
 
 
-class MusicSpeechListener:
-    """Streams the frames heard under music through Silero; keeps the latest probability."""
+class SpeechListener:
+    """Streams the frames heard under a loud background through Silero; keeps the latest
+    probability."""
 
     def __init__(self) -> None:
         from callgate.audio.silero import SileroVad  # noqa: PLC0415 (optional extra)
@@ -26,10 +28,10 @@ class MusicSpeechListener:
         self.probability: float | None = None
         """Speech probability of the newest complete window; None until one is heard."""
 
-    def hear(self, frame: npt.NDArray[np.int16], *, music: bool) -> float | None:
+    def hear(self, frame: npt.NDArray[np.int16], *, listen: bool) -> float | None:
         """Account for one frame; the probability to judge it by, or None when not asked
-        (``music`` false: the stream restarts the next time it is)."""
-        if not music:
+        (``listen`` false: the stream restarts the next time it is)."""
+        if not listen:
             if self.probability is not None or self._pending.size:
                 self.reset()
             return None
@@ -42,7 +44,7 @@ class MusicSpeechListener:
         return self.probability
 
     def reset(self) -> None:
-        """Forget the stream: music stopped, or a new call."""
+        """Forget the stream: the background quietened, or a new call."""
         self._model.reset()
         self._pending = np.zeros(0, dtype=np.float32)
         self.probability = None
