@@ -3,6 +3,8 @@ music or noise, where the SNR cannot."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import numpy.typing as npt
 import pytest
@@ -24,17 +26,27 @@ MUSIC_ALONE_FRAMES = 150
 """3 s of music before the caller speaks."""
 
 
-def _caller_under_loud_music() -> tuple[npt.NDArray[np.int16], npt.NDArray[np.bool_]]:
-    """A sentence at the music's own level (0 dB SNR) after 3 s of music; frame labels."""
+def _caller_under(
+    bed: Callable[[float, int, np.random.Generator], npt.NDArray[np.float64]],
+    speech_dbfs: float,
+    seed: int,
+) -> tuple[npt.NDArray[np.int16], npt.NDArray[np.bool_]]:
+    """A sentence at the background's own level (0 dB SNR) after 3 s of the background
+    alone, through the phone line; frame labels from the clean sentence."""
     words = set_level_dbfs(
-        speak("Hello, I am calling about the apartment on Main Street, can you hear me?"), -22
+        speak("Hello, I am calling about the apartment on Main Street, can you hear me?"),
+        speech_dbfs,
     )
     clean = np.concatenate([np.zeros(3 * RATE), words, np.zeros(RATE)])
-    bed = music(clean.size / RATE, RATE, np.random.default_rng(1))
-    pcm = telephone_channel(mix_at_snr(clean, bed, 0.0, RATE), RATE)
+    noise = bed(clean.size / RATE, RATE, np.random.default_rng(seed))
+    pcm = telephone_channel(mix_at_snr(clean, noise, 0.0, RATE), RATE)
     frames = clean.size // 160
     labels = np.array([np.mean(clean[i * 160 : (i + 1) * 160] ** 2) > 1e-5 for i in range(frames)])
     return pcm, labels
+
+
+def _caller_under_loud_music() -> tuple[npt.NDArray[np.int16], npt.NDArray[np.bool_]]:
+    return _caller_under(music, -22.0, 1)
 
 
 @needs_silero
@@ -67,16 +79,7 @@ def test_the_listener_is_asked_only_when_told_to_listen() -> None:
 
 
 def _caller_under_a_fan() -> tuple[npt.NDArray[np.int16], npt.NDArray[np.bool_]]:
-    """The same sentence at 0 dB SNR under a fan, after 3 s of the fan alone."""
-    words = set_level_dbfs(
-        speak("Hello, I am calling about the apartment on Main Street, can you hear me?"), -26
-    )
-    clean = np.concatenate([np.zeros(3 * RATE), words, np.zeros(RATE)])
-    bed = fan(clean.size / RATE, RATE, np.random.default_rng(3))
-    pcm = telephone_channel(mix_at_snr(clean, bed, 0.0, RATE), RATE)
-    frames = clean.size // 160
-    labels = np.array([np.mean(clean[i * 160 : (i + 1) * 160] ** 2) > 1e-5 for i in range(frames)])
-    return pcm, labels
+    return _caller_under(fan, -26.0, 3)
 
 
 @needs_silero
