@@ -116,3 +116,15 @@ def test_the_setting_reaches_the_gate() -> None:
     noisy = load_settings({"GATE_NOISE_LISTENER": "true"}, env_file=None).gate_options()
     assert noisy.noise_listener
     assert noisy.music_listener  # implied: loud music is a loud background too
+
+
+@needs_silero
+@needs_espeak
+def test_the_listener_does_not_open_under_the_echo_guard() -> None:
+    """While the agent is audible the gate raises its start threshold so that only a caller
+    louder than the agent's echo opens it; Silero would hear the echo as speech too."""
+    pcm, speech = _caller_under_a_fan()
+    gate = SpeechGate(GateOptions(music_listener=True, noise_listener=True))
+    gate.start_boost_db = 10.0  # what the call session sets while the agent is audible
+    sent = sent_mask(gate.process_pcm16(pcm))[: speech.size]
+    assert sent.sum() == 0

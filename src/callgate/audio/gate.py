@@ -441,11 +441,14 @@ class SpeechGate:
             frame, listen=(music_on or self.options.noise_listener) and loud
         )
         # Only to open and confirm: Silero's probability trails off after the words, and
-        # holding speech on it would send the music after them.
+        # holding speech on it would send the music after them. Not under the echo guard:
+        # Silero hears the agent's own voice coming back as speech too, and the guard is
+        # there so that only a caller louder than that echo opens the gate.
         if (
             probability is None
             or probability < self.options.listener_threshold
             or self._machine.state is SPEECH
+            or self.start_boost_db > 0.0
         ):
             return snr, voicing
         return max(snr, thresholds.start_db), max(voicing, self._min_voicing)

@@ -15,8 +15,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from callgate.audio.codec import SAMPLE_RATE_HZ
 from callgate.audio.decision import run_in_frames, sent_mask
 from callgate.cli.analyze import Mask, write_atomic
@@ -186,8 +184,3 @@ def write_results_csv(path: Path, results: Sequence[TrialResult]) -> None:
     """Write the sweep's CSV atomically."""
     text = results_csv_text(results)
     write_atomic(path, lambda temp: temp.write_text(text, encoding="utf-8"))
-
-
-def frames_to_s(frames: int | float, frame_ms: float) -> float:
-    """Frame count or index to seconds."""
-    return float(np.float64(frames) * frame_ms / 1000.0)
