@@ -113,3 +113,16 @@ def test_detector_result_tallies_speech_by_voice() -> None:
     assert r.by_voice["espeak"].f1 == 0.0
     assert r.by_voice_family[("piper", "fan")].utterances == 1
     assert r.by_family["fan"].utterances == 2
+
+
+def test_exported_labels_give_back_the_corpus_labels() -> None:
+    from benchmarks.corpus import Clip, ClipSpec  # noqa: PLC0415
+    from benchmarks.export_corpus import clip_labels  # noqa: PLC0415
+    from callgate.tuning.labels import label_mask, parse_labels  # noqa: PLC0415
+
+    labels = _mask(60, (3, 9), (20, 21), (40, 60))
+    spec = ClipSpec("x", "speech", "fan", "quiet", 5.0, 1.2, 1, quick=False)
+    clip = Clip(spec, np.zeros(60 * 160, dtype=np.int16), labels)
+    spans = parse_labels(clip_labels(clip))
+    assert len(spans) == 3
+    assert np.array_equal(label_mask(spans, 60, 20), labels)
