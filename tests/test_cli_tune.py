@@ -201,3 +201,25 @@ def test_base_trial_scores_what_analyze_reports(calls: Path) -> None:
     )
     assert code == 0
     assert f"{base.score.f1:.3f}" in out
+
+
+def test_tune_in_worker_processes_gives_the_same_results(calls: Path, tmp_path: Path) -> None:
+    outputs = []
+    for jobs in ("1", "2"):
+        out_csv = tmp_path / f"jobs{jobs}.csv"
+        code, out = run(
+            "tune",
+            str(calls),
+            "--labels",
+            str(calls),
+            "--try",
+            "SNR_STOP_NORMAL=3,4",
+            "--jobs",
+            jobs,
+            "--csv",
+            str(out_csv),
+        )
+        assert code == 0, out
+        outputs.append(out_csv.read_text(encoding="utf-8"))
+    assert outputs[0] == outputs[1]
+    assert outputs[0].count("\n") == 4  # header, base, two tried values

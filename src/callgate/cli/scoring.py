@@ -6,6 +6,7 @@ options, shows progress and prints tables.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -32,7 +33,7 @@ from callgate.cli.tune import (
     TrialResult,
     load_labelled,
     rank,
-    run_trial,
+    run_trials,
     write_results_csv,
 )
 from callgate.config import ConfigError, Settings, load_settings
@@ -212,6 +213,14 @@ def tune(
     vad: VadOption = VadChoice.GATE,
     fmt: FormatOption = InputFormat.AUTO,
     channel: ChannelOption = 1,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            "--jobs",
+            min=0,
+            help="Combinations replayed at once, each in its own process (0: one per CPU).",
+        ),
+    ] = 1,
 ) -> None:
     """Try settings on labelled recordings and rank them: clipped words, misses, false triggers.
 
@@ -236,16 +245,18 @@ def tune(
     recordings = labelled_inputs(inputs, labels, fmt, settings, channel)
 
     console = Console()
-    results: list[TrialResult] = []
+    workers = jobs or os.cpu_count() or 1
+    done: dict[int, TrialResult] = {}
     with progress_bar(console) as progress:
-        task = progress.add_task("replaying", total=len(combos) * len(recordings))
-        for number, trial in enumerate(combos, start=1):
-            progress.update(task, description=f"replaying {number} of {len(combos)}")
-            results.append(
-                run_trial(
-                    trial, base, recordings, vad.value, advance=lambda: progress.advance(task)
-                )
-            )
+        task = progress.add_task(
+            f"replaying {len(combos)} combination(s) x {len(recordings)} recording(s)"
+            + (f" on {workers} processes" if workers > 1 else ""),
+            total=len(combos),
+        )
+        for index, result in run_trials(combos, base, recordings, vad.value, jobs=workers):
+            done[index] = result
+            progress.advance(task)
+    results = [done[index] for index in range(len(combos))]
     failed = [r for r in results if r.score is None]
     if len(failed) == len(results):
         fail(f"no combination could run; the first: {failed[0].trial.label}: {failed[0].error}")

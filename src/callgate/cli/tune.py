@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Mapping, Sequence
+import multiprocessing
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -114,6 +116,56 @@ def run_trial(
         total.merge(score_mask(sent_mask(decisions), item.labels(frame_ms), frame_ms))
         advance()
     return TrialResult(trial, score=total)
+
+
+_WORKER_RECORDINGS: list[LabelledRecording] = []
+"""In a worker process of :func:`run_trials`: the recordings, received once."""
+
+
+def _init_worker(recordings: list[LabelledRecording]) -> None:
+    global _WORKER_RECORDINGS  # noqa: PLW0603 (one copy per worker, not one per trial)
+    _WORKER_RECORDINGS = recordings
+
+
+def _trial_in_worker(
+    trial: Trial, base: Mapping[str, str], kind: VadKind, env_file: str | None
+) -> TrialResult:
+    return run_trial(trial, base, _WORKER_RECORDINGS, kind, env_file=env_file)
+
+
+def run_trials(
+    trials: Sequence[Trial],
+    base: Mapping[str, str],
+    recordings: Sequence[LabelledRecording],
+    kind: VadKind,
+    *,
+    jobs: int = 1,
+    env_file: str | None = ".env",
+) -> Iterator[tuple[int, TrialResult]]:
+    """Each trial's result with its index, as they finish; ``jobs`` > 1 runs that many
+    trials at once in worker processes (each gets the recordings once, at start).
+
+    The results do not depend on ``jobs``: every trial builds its own gate and replays the
+    same recordings in the same order.
+    """
+    if jobs <= 1 or len(trials) <= 1:
+        for index, trial in enumerate(trials):
+            yield index, run_trial(trial, base, recordings, kind, env_file=env_file)
+        return
+    # spawn, not fork: a forked ONNX runtime (Silero) is not safe to use in the child.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(
+        max_workers=min(jobs, len(trials)),
+        mp_context=context,
+        initializer=_init_worker,
+        initargs=(list(recordings),),
+    ) as pool:
+        futures = {
+            pool.submit(_trial_in_worker, trial, dict(base), kind, env_file): index
+            for index, trial in enumerate(trials)
+        }
+        for future in as_completed(futures):
+            yield futures[future], future.result()
 
 
 def _sort_key(objective: str) -> Callable[[TrialResult], tuple[float, ...]]:
