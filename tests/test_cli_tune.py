@@ -34,6 +34,11 @@ def run(*args: str) -> tuple[int, str]:
     return result.exit_code, result.stdout + result.stderr
 
 
+def tune_folder(folder: Path, *args: str) -> tuple[int, str]:
+    """``callgate tune`` on every recording of ``folder``, labelled by ``folder/<name>.txt``."""
+    return run("tune", str(folder), "--labels", str(folder), *args)
+
+
 @pytest.fixture(scope="module")
 def calls(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Two labelled demo calls: a normal street and a quiet fan at 5 dB."""
@@ -109,11 +114,8 @@ def test_a_label_file_of_a_longer_call_is_refused(calls: Path, tmp_path: Path) -
 
 def test_tune_ranks_the_tried_settings_and_writes_the_csv(calls: Path, tmp_path: Path) -> None:
     out_csv = tmp_path / "tune.csv"
-    code, out = run(
-        "tune",
-        str(calls),
-        "--labels",
-        str(calls),
+    code, out = tune_folder(
+        calls,
         *DEAF_MUSIC,
         "--try",
         "SNR_START_NORMAL=8,30",
@@ -207,17 +209,8 @@ def test_tune_in_worker_processes_gives_the_same_results(calls: Path, tmp_path: 
     outputs = []
     for jobs in ("1", "2"):
         out_csv = tmp_path / f"jobs{jobs}.csv"
-        code, out = run(
-            "tune",
-            str(calls),
-            "--labels",
-            str(calls),
-            "--try",
-            "SNR_STOP_NORMAL=3,4",
-            "--jobs",
-            jobs,
-            "--csv",
-            str(out_csv),
+        code, out = tune_folder(
+            calls, "--try", "SNR_STOP_NORMAL=3,4", "--jobs", jobs, "--csv", str(out_csv)
         )
         assert code == 0, out
         outputs.append(out_csv.read_text(encoding="utf-8"))
