@@ -328,6 +328,7 @@ def test_metrics_count_frames_and_time_each_append() -> None:
     }
     assert values["callgate_frames_sent_total"] == stats.frames_sent
     assert values["callgate_frames_in_total"] == stats.frames_in
+    assert values["callgate_frames_listened_total"] == stats.frames_listened == 0  # no listener
     assert values["callgate_frame_to_append_seconds_count"] == stats.appends
     assert values['callgate_calls_total{reason="caller hung up"}'] == 1
     assert values["callgate_live_calls"] == 0

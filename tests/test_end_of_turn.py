@@ -289,7 +289,7 @@ class _ScriptedGate:
     def __init__(self, decisions: list[object]) -> None:
         self.decisions = list(decisions)
         self.start_boost_db = 0.0
-        self.frames_seen = self.frames_sent = self.frames_withheld = 0
+        self.frames_seen = self.frames_sent = self.frames_withheld = self.frames_listened = 0
 
     def process_ulaw(self, payload: bytes) -> list[object]:
         self.frames_seen += 1

@@ -128,3 +128,20 @@ def test_the_listener_does_not_open_under_the_echo_guard() -> None:
     gate.start_boost_db = 10.0  # what the call session sets while the agent is audible
     sent = sent_mask(gate.process_pcm16(pcm))[: speech.size]
     assert sent.sum() == 0
+
+
+@needs_silero
+@needs_espeak
+def test_the_gate_counts_the_frames_its_listener_heard() -> None:
+    """The CPU the listener costs shows as ``frames_listened`` (and the metric
+    callgate_frames_listened): every frame of a fan scene before the caller is known."""
+    pcm, _ = _caller_under_a_fan()
+    plain = SpeechGate(GateOptions())
+    loud = SpeechGate(GateOptions(music_listener=True, noise_listener=True))
+    plain.process_pcm16(pcm)
+    loud.process_pcm16(pcm)
+    assert plain.frames_listened == 0
+    assert loud.frames_listened >= MUSIC_ALONE_FRAMES  # the fan alone, before the caller
+    assert loud.frames_listened <= loud.frames_seen
+    loud.reset()
+    assert loud.frames_listened == 0

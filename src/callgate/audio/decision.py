@@ -107,6 +107,11 @@ class FrameGate(Protocol):
         """Frames never passed on."""
         ...
 
+    @property
+    def frames_listened(self) -> int:
+        """Frames a neural listener (Silero) heard: its CPU cost. 0 when none runs."""
+        ...
+
     def process_pcm16(self, samples: npt.ArrayLike) -> list[FrameDecision]:
         """Feed int16 samples of any length; get one decision per completed frame."""
         ...

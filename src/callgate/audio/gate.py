@@ -249,6 +249,11 @@ class SpeechGate:
         return self._frames - self.frames_sent
 
     @property
+    def frames_listened(self) -> int:
+        """Frames the music or noise listener ran Silero on (about 120 us each)."""
+        return self._frames_listened
+
+    @property
     def noise_floor_dbfs(self) -> float:
         """The noise floor the next frame will be judged by."""
         return self._floor.floor_dbfs
@@ -273,6 +278,7 @@ class SpeechGate:
         self._last_speech = -(10**9)
         self._candidate_open = 0
         self.frames_sent = 0
+        self._frames_listened = 0
         self.start_boost_db = 0.0
         """Extra SNR the start threshold needs, set by the call while the agent speaks
         (echo guard): its own voice leaking back must not open the gate."""
@@ -437,9 +443,9 @@ class SpeechGate:
         assert self._listener is not None
         caller = self._talker.level_dbfs if self._talker.known else None
         loud = caller is None or caller - self._floor.floor_dbfs < self.options.listener_below_db
-        probability = self._listener.hear(
-            frame, listen=(music_on or self.options.noise_listener) and loud
-        )
+        listen = (music_on or self.options.noise_listener) and loud
+        self._frames_listened += listen
+        probability = self._listener.hear(frame, listen=listen)
         # Only to open and confirm: Silero's probability trails off after the words, and
         # holding speech on it would send the music after them. Not under the echo guard:
         # Silero hears the agent's own voice coming back as speech too, and the guard is

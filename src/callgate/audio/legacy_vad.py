@@ -68,6 +68,11 @@ class LegacyEnergyVad:
         """Frames never passed on."""
         return self._frames - self.frames_sent
 
+    @property
+    def frames_listened(self) -> int:
+        """Always 0: the energy VAD has no neural listener."""
+        return 0
+
     def reset(self) -> None:
         """Forget everything, as at the start of a new call."""
         self._reframer.reset()

@@ -100,6 +100,7 @@ class CallStats:
     frames_in: int = 0
     frames_sent: int = 0
     frames_withheld: int = 0
+    frames_listened: int = 0
     appends: int = 0
     commits: int = 0
     barge_ins: int = 0
@@ -248,6 +249,7 @@ class CallSession:
             self.stats.frames_in = self.gate.frames_seen
             self.stats.frames_sent = self.gate.frames_sent
             self.stats.frames_withheld = self.gate.frames_withheld
+            self.stats.frames_listened = self.gate.frames_listened
             self.stats.commits = self.turns.commits
             self.stats.barge_ins = len(self.turns.barge_ins)
             self.stats.barge_in_frames = [b.frame_index for b in self.turns.barge_ins]
@@ -255,6 +257,7 @@ class CallSession:
             m.frames_in.inc(self.stats.frames_in)
             m.frames_sent.inc(self.stats.frames_sent)
             m.frames_withheld.inc(self.stats.frames_withheld)
+            m.frames_listened.inc(self.stats.frames_listened)
             m.barge_ins.inc(self.stats.barge_ins)
             m.calls.labels(reason=_reason_label(self.stats.end_reason)).inc()
             self.ended.set()
@@ -266,11 +269,13 @@ class CallSession:
                     self.stats.frames_withheld,
                 )
             log.info(
-                "call ended: %s; frames in %d, sent %d, withheld %d; commits %d, barge-ins %d",
+                "call ended: %s; frames in %d, sent %d, withheld %d, listened %d; "
+                "commits %d, barge-ins %d",
                 self.stats.end_reason or "closed",
                 self.stats.frames_in,
                 self.stats.frames_sent,
                 self.stats.frames_withheld,
+                self.stats.frames_listened,
                 self.stats.commits,
                 self.stats.barge_ins,
             )

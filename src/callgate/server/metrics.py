@@ -38,6 +38,12 @@ class BridgeMetrics:
         self.frames_withheld = Counter(
             "callgate_frames_withheld", "Caller frames the gate kept from the model.", registry=r
         )
+        self.frames_listened = Counter(
+            "callgate_frames_listened",
+            "Caller frames the gate's neural listener (Silero) heard: GATE_MUSIC_LISTENER or "
+            "GATE_NOISE_LISTENER at work, about 120 us of CPU each.",
+            registry=r,
+        )
         self.barge_ins = Counter(
             "callgate_barge_ins", "Agent audio interrupted by the caller.", registry=r
         )
