@@ -145,3 +145,15 @@ def test_the_gate_counts_the_frames_its_listener_heard() -> None:
     assert loud.frames_listened <= loud.frames_seen
     loud.reset()
     assert loud.frames_listened == 0
+
+
+def test_the_listener_settings_reach_the_gate_and_are_checked() -> None:
+    options = load_settings(
+        {"GATE_LISTENER_THRESHOLD": "0.6", "GATE_LISTENER_BELOW_DB": "14"}, env_file=None
+    ).gate_options()
+    assert options.listener_threshold == 0.6
+    assert options.listener_below_db == 14.0
+    with pytest.raises(ConfigError, match="GATE_LISTENER_THRESHOLD"):
+        load_settings({"GATE_LISTENER_THRESHOLD": "1.5"}, env_file=None)
+    with pytest.raises(ConfigError, match="GATE_LISTENER_BELOW_DB"):
+        load_settings({"GATE_LISTENER_BELOW_DB": "0"}, env_file=None)

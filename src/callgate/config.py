@@ -163,6 +163,21 @@ class Settings(BaseSettings):
         "window, a street within 10 dB of the caller's level), music included: callers at "
         "0-5 dB under noise. Implies GATE_MUSIC_LISTENER. Needs the Silero model.",
     )
+    gate_listener_threshold: float = Field(
+        0.7,
+        gt=0,
+        lt=1,
+        description="Silero probability at which the music or noise listener counts a frame "
+        "as speech starting.",
+    )
+    gate_listener_below_db: float = Field(
+        10.0,
+        gt=0,
+        le=40,
+        description="The background counts as loud, and the listener runs, while its noise "
+        "floor is less than this many dB below the caller's level (or the caller is not "
+        "known yet).",
+    )
     gate_music_residual: bool = Field(
         True,
         description="While music plays, the SNR of the sound between the music's held notes "
@@ -547,6 +562,8 @@ class Settings(BaseSettings):
             music_residual=self.gate_music_residual,
             music_listener=self.gate_music_listener or self.gate_noise_listener,
             noise_listener=self.gate_noise_listener,
+            listener_threshold=self.gate_listener_threshold,
+            listener_below_db=self.gate_listener_below_db,
         )
 
     def legacy_vad_options(self) -> LegacyVadOptions:
