@@ -140,6 +140,7 @@ def test_audacity_labels_parse_with_text_spectral_lines_and_a_bom() -> None:
         "\\\t300.0\t3400.0\n"  # Audacity's spectral-selection line
         "\n# a comment\n"
         "0.2 0.9\n"  # spaces work too, and the text is optional
+        "3.0\t3.0\tclick\r\n"  # a point label marks a moment: skipped
     )
     spans = parse_labels(text.removeprefix("\ufeff"), "calls/a.txt")
     assert spans == [Span(0.2, 0.9, ""), Span(1.5, 2.25, "hello there")]

@@ -3,7 +3,8 @@
 Operators mark where the caller speaks in the editor they already use. Audacity's
 "Export Labels" writes one label a line, ``start<TAB>end<TAB>text``, in seconds; a
 spectral selection adds a line starting with a backslash, which carries no time span and is
-skipped. Each label marks caller speech, whatever its text says.
+skipped, and so is a point label (start = end): it marks a moment, not speech. Each other
+label marks caller speech, whatever its text says.
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ def parse_labels(text: str, source: str = "labels") -> list[Span]:
             raise LabelError(f"{where}: times must be finite and not negative, got {raw!r}")
         if end < start:
             raise LabelError(f"{where}: ends at {end:g} s, before it starts at {start:g} s")
+        if end == start:
+            continue  # a point label: a marker, not a stretch of speech
         spans.append(Span(start, end, fields[2].strip() if len(fields) > 2 else ""))
     return sorted(spans, key=lambda span: span.start_s)
 
