@@ -108,3 +108,12 @@ def test_settings_reach_the_gate() -> None:
 def test_word_end_reaches_the_state_machine_in_frames() -> None:
     options = load_settings({"AUDIO_WORD_END_MS": "120"}, env_file=None).gate_options()
     assert options.machine.word_end_frames == 6
+
+
+def test_every_setting_has_a_row_in_the_readme() -> None:
+    """The README's configuration table is the reference operators read: a setting added
+    without its row there is a setting nobody knows about."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    rows = "\n".join(line for line in readme.splitlines() if line.startswith("| `"))
+    missing = [name.upper() for name in Settings.model_fields if f"`{name.upper()}`" not in rows]
+    assert missing == []
