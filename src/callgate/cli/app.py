@@ -43,6 +43,7 @@ from callgate.cli.common import (
     VadOption,
     fail,
     progress_bar,
+    read_inputs,
     settings_from,
 )
 from callgate.cli.crm import crm_app
@@ -50,9 +51,6 @@ from callgate.cli.plot import render_timeline
 from callgate.cli.recording import (
     InputFormat,
     Recording,
-    RecordingError,
-    expand_inputs,
-    load_recording,
 )
 from callgate.cli.sample import make_sample, write_sample
 from callgate.cli.scoring import labelled_inputs, print_label_report, score_table, tune
@@ -182,17 +180,13 @@ def analyze(
     if labels is not None:
         labelled = labelled_inputs(inputs, labels, fmt, settings, channel)
         recordings = [item.recording for item in labelled]
-        paths = [recording.path for recording in recordings]
         masks: list[Mask | None] = [
             item.labels(float(settings.audio_frame_size_ms)) for item in labelled
         ]
     else:
-        try:
-            paths = expand_inputs(inputs, fmt)
-            recordings = [load_recording(path, fmt, channel) for path in paths]
-        except RecordingError as error:
-            fail(str(error))
+        recordings = read_inputs(inputs, fmt, channel)
         masks = [None] * len(recordings)
+    paths = [recording.path for recording in recordings]
     as_directory = len(inputs) > 1 or any(path.is_dir() for path in inputs)
     csv_paths = output_paths(paths, frames_csv, ".csv", as_directory)
     png_paths = output_paths(paths, plot, ".png", as_directory)

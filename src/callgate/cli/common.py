@@ -4,13 +4,21 @@ settings from ``--set NAME=VALUE`` pairs."""
 from __future__ import annotations
 
 import enum
+from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from callgate.cli.recording import InputFormat, parse_channel
+from callgate.cli.recording import (
+    InputFormat,
+    Recording,
+    RecordingError,
+    expand_inputs,
+    load_recording,
+    parse_channel,
+)
 from callgate.config import ConfigError, Settings, load_settings
 
 USAGE_ERROR = 2
@@ -67,6 +75,14 @@ def parse_overrides(pairs: list[str]) -> dict[str, str]:
             fail(f"--set expects NAME=VALUE, got {pair!r}")
         overrides[name.strip()] = value.strip()
     return overrides
+
+
+def read_inputs(inputs: list[Path], fmt: InputFormat, channel: int) -> list[Recording]:
+    """Every recording the inputs name (folders expanded), or exit 2 naming the bad file."""
+    try:
+        return [load_recording(path, fmt, channel) for path in expand_inputs(inputs, fmt)]
+    except RecordingError as error:
+        fail(str(error))
 
 
 def settings_from(pairs: list[str]) -> Settings:

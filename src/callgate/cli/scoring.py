@@ -24,9 +24,10 @@ from callgate.cli.common import (
     fail,
     parse_overrides,
     progress_bar,
+    read_inputs,
     settings_from,
 )
-from callgate.cli.recording import InputFormat, RecordingError, expand_inputs, load_recording
+from callgate.cli.recording import InputFormat
 from callgate.cli.tune import (
     OBJECTIVES,
     LabelledRecording,
@@ -120,11 +121,10 @@ def labelled_inputs(
     inputs: list[Path], labels: Path, fmt: InputFormat, settings: Settings, channel: int = 1
 ) -> list[LabelledRecording]:
     """Read the recordings and their labels, or exit 2 naming the bad file."""
+    recordings = read_inputs(inputs, fmt, channel)
     try:
-        paths = expand_inputs(inputs, fmt)
-        recordings = [load_recording(path, fmt, channel) for path in paths]
         return load_labelled(recordings, labels, float(settings.audio_frame_size_ms))
-    except (RecordingError, LabelError) as error:
+    except LabelError as error:
         fail(str(error))
 
 
