@@ -35,6 +35,7 @@ from callgate.cli.tune import (
     load_labelled,
     rank,
     run_trials,
+    score_mask,
     write_results_csv,
 )
 from callgate.config import ConfigError, Settings, load_settings
@@ -90,8 +91,7 @@ def print_label_report(
 ) -> FrameScore:
     """One recording against its labels, with where to look: the clipped utterances (and
     by how much) and the false triggers, in seconds."""
-    score = FrameScore(frame_ms=round(frame_ms))
-    score.add(sent, labels)
+    score = score_mask(sent, labels, frame_ms)
     console.print(score_table(f"{name} against its labels", score))
     scale = frame_ms / 1000.0
     clipped = clipped_utterances(sent, labels, round(frame_ms))

@@ -76,10 +76,7 @@ class FrameScore:
                 self.utterances_heard += 1
             if not seg[:first].all():
                 self.first_100ms_lost += 1
-            hits = np.flatnonzero(seg)
-            # a missed utterance counts as clipped for its whole length
-            delay = int(hits[0]) if hits.size else b - a
-            self.onset_delays_ms.append(float(delay * self.frame_ms))
+            self.onset_delays_ms.append(float(_first_sent(seg) * self.frame_ms))
         for a, b in false_triggers(sent, labels):
             self.false_triggers += 1
             self.false_trigger_frames += b - a
@@ -143,6 +140,13 @@ class FrameScore:
         return float(np.percentile(np.asarray(self.onset_delays_ms), q))
 
 
+def _first_sent(utterance: BoolMask) -> int:
+    """Frames from an utterance's start to its first sent frame; a missed utterance counts
+    as clipped for its whole length."""
+    hits = np.flatnonzero(utterance)
+    return int(hits[0]) if hits.size else int(utterance.size)
+
+
 def false_triggers(sent: npt.ArrayLike, labels: npt.ArrayLike) -> list[FrameRange]:
     """Runs of sent frames that contain no labelled speech at all.
 
@@ -177,8 +181,6 @@ def clipped_utterances(
     out: list[ClippedUtterance] = []
     for a, b in runs(labels):
         seg = sent[a:b]
-        if seg[:first].all():
-            continue
-        hits = np.flatnonzero(seg)
-        out.append(ClippedUtterance(a, b, int(hits[0]) if hits.size else b - a))
+        if not seg[:first].all():
+            out.append(ClippedUtterance(a, b, _first_sent(seg)))
     return out
