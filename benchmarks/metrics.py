@@ -32,7 +32,6 @@ class DetectorResult:
     by_family: dict[str, FrameScore] = field(default_factory=dict)
     by_talker: dict[str, FrameScore] = field(default_factory=dict)
     no_speech_by_family: dict[str, FrameScore] = field(default_factory=dict)
-    by_voice: dict[str, FrameScore] = field(default_factory=dict)
     by_voice_family: dict[tuple[str, str], FrameScore] = field(default_factory=dict)
     cpu_ns: int = 0
     frames: int = 0
@@ -58,8 +57,15 @@ class DetectorResult:
             self.speech.merge(c)
             self.by_family.setdefault(family, FrameScore()).merge(c)
             self.by_talker.setdefault(talker, FrameScore()).merge(c)
-            self.by_voice.setdefault(voice, FrameScore()).merge(c)
             self.by_voice_family.setdefault((voice, family), FrameScore()).merge(c)
+
+    @property
+    def by_voice(self) -> dict[str, FrameScore]:
+        """Speech clips per voice: the sum of that voice's families."""
+        out: dict[str, FrameScore] = {}
+        for (voice, _), score in self.by_voice_family.items():
+            out.setdefault(voice, FrameScore()).merge(score)
+        return out
 
     @property
     def cpu_us_per_frame(self) -> float:

@@ -69,7 +69,8 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 def _voice_tables(results: list[DetectorResult]) -> list[str]:
     """By speech source: espeak-ng's voices against Piper's neural one, overall and per
     noise family (the per-family table is Piper's clips alone)."""
-    voices = [v for v in ("espeak", "piper") if any(v in r.by_voice for r in results)]
+    per_voice = [r.by_voice for r in results]  # summed once per detector, not per cell
+    voices = [v for v in ("espeak", "piper") if any(v in tallies for tallies in per_voice)]
     if len(voices) < 2:  # a comparison needs both
         return []
     out = [
@@ -80,14 +81,14 @@ def _voice_tables(results: list[DetectorResult]) -> list[str]:
     rows = []
     for voice in voices:
         cells = []
-        for r in results:
-            c = r.by_voice.get(voice)
+        for tallies in per_voice:
+            c = tallies.get(voice)
             cells.append(
                 "n/a"
                 if c is None
                 else f"{_num(c.f1)} / {_pct(c.utterance_recall)} / {_pct(c.first_100ms_lost_share)}"
             )
-        count = next(r.by_voice[voice].utterances for r in results if voice in r.by_voice)
+        count = next(tallies[voice].utterances for tallies in per_voice if voice in tallies)
         rows.append([f"{voice} ({count} utt.)", *cells])
     out += [_table(["voice"] + [r.name for r in results], rows), ""]
     out += ["F1 by noise family, Piper's voice alone:", ""]
