@@ -1,12 +1,15 @@
 """The gate's fast paths decide exactly what the plain numpy/scipy formulations decided.
 
 The per-frame hot path (music detector, voicing, band-pass, AGC, re-framing) computes in
-place, through preallocated buffers and the C cores behind numpy.fft and lfilter. Here a
-reference gate runs the straightforward formulations those replaced (as of 032f824),
-swapped into the same ``SpeechGate``, over synthesized calls with music, a horn, a voice
-and an echo guard that comes and goes; every field of every frame's decision must be
-identical, bit for bit. The whole benchmark corpus is compared by
-``python -m benchmarks.gate_equivalence`` (see its docstring).
+place, through preallocated buffers, the C core behind numpy.fft, and compiled kernels
+(``callgate.audio.compiled``). Here a reference gate runs the straightforward formulations
+those replaced (as of 032f824), swapped into the same ``SpeechGate``, over synthesized
+calls with music, a horn, a voice and an echo guard that comes and goes. Every decision
+of every frame (state, sent, reason, counts, the sent audio) must be identical, and every
+float within 1e-12 relative: the kernels take magnitudes with the C library's ``hypot``,
+where numpy uses its own SIMD routine on AVX-512 machines, and the two may differ in the
+last bit. The whole benchmark corpus is compared by ``python -m benchmarks.gate_equivalence``
+(see its docstring).
 """
 
 from __future__ import annotations
@@ -235,7 +238,9 @@ def _same(a: FrameDecision, b: FrameDecision) -> list[str]:
         if isinstance(x, np.ndarray):
             same = x.dtype == y.dtype and np.array_equal(x, y)
         elif isinstance(x, float):
-            same = x == y or (math.isnan(x) and math.isnan(y))
+            same = math.isclose(x, y, rel_tol=1e-12, abs_tol=1e-12) or (
+                math.isnan(x) and math.isnan(y)
+            )
         else:
             same = x == y
         if not same:

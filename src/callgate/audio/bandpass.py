@@ -10,11 +10,11 @@ the impulse response (true for telephone band edges at 8 kHz): per 20 ms frame t
 overhead of ``sosfilt`` is about four times that of ``lfilter``, and this runs every frame
 of every call. Band edges that make the transfer function unsafe keep ``sosfilt``.
 
-Even ``lfilter`` spends most of a 20 ms frame's filtering in argument checks (about 6 us
-against 2.4 us in its C core). :meth:`SpeechBandFilter.process` calls that core,
-``scipy.signal._sigtools._linear_filter``, directly: the same code ``lfilter`` ends in, so
-the output is bit for bit the same. The module is private; where it is missing, or its
-result differs from ``lfilter`` on a probe (checked once per filter), ``lfilter`` is used.
+Even ``lfilter`` spends most of a 20 ms frame's filtering in argument checks.
+:meth:`SpeechBandFilter.process` runs the transfer function in a compiled kernel that
+repeats the arithmetic of ``lfilter``'s C core in its order, so the output is bit for bit
+``lfilter``'s; each filter checks that on a probe once, and uses ``lfilter`` where it does
+not hold.
 """
 
 from __future__ import annotations
@@ -25,10 +25,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.signal import butter, lfilter, sos2tf, sosfilt
 
-try:
-    from scipy.signal._sigtools import _linear_filter
-except ImportError:  # pragma: no cover - private; lfilter then does the same
-    _linear_filter = None
+from callgate.audio.compiled import kernel
 
 FloatFrame = npt.NDArray[np.float64]
 _FLOAT64 = np.dtype(np.float64)
@@ -81,33 +78,49 @@ class SpeechBandFilter:
         )
         self._zi_sos: FloatFrame = np.zeros((self._sos.shape[0], 2))
         self._zi_tf: FloatFrame = np.zeros(self._a.size - 1)
-        self._direct = self.uses_transfer_function and self._core_matches(impulse[:160])
-
-    def _core_matches(self, probe: FloatFrame) -> bool:
-        """Does the C core, called directly, give exactly what lfilter gives?"""
-        if _linear_filter is None:
-            return False
-        zi = np.linspace(-0.5, 0.5, self._a.size - 1)
-        signal = np.sin(np.arange(probe.size) * 0.3) + probe
-        try:
-            out, zf = _linear_filter(self._b, self._a, signal, -1, zi)
-        except (TypeError, ValueError):  # pragma: no cover - a changed private signature
-            return False
-        ref_out, ref_zf = lfilter(self._b, self._a, signal, zi=zi)
-        return bool(np.array_equal(out, ref_out) and np.array_equal(zf, ref_zf))
+        # lfilter's own normalisation, done once.
+        self._b_norm = self._b / self._a[0]
+        self._a_norm = self._a / self._a[0]
+        self._compiled = self.uses_transfer_function and self._kernel_matches(impulse[:160])
 
     def process(self, signal: FloatFrame) -> FloatFrame:
         """Filter the next piece of the stream."""
-        if self._direct and signal.dtype == _FLOAT64 and signal.ndim == 1:
-            out, self._zi_tf = _linear_filter(self._b, self._a, signal, -1, self._zi_tf)
-            return out  # type: ignore[no-any-return]
+        if self._compiled and signal.dtype == _FLOAT64 and signal.ndim == 1:
+            out = np.empty(signal.size)
+            _transfer_filter(self._b_norm, self._a_norm, signal, self._zi_tf, out)
+            return out
         if self.uses_transfer_function:
             out, self._zi_tf = lfilter(self._b, self._a, signal, zi=self._zi_tf)
         else:
             out, self._zi_sos = sosfilt(self._sos, signal, zi=self._zi_sos)
         return np.asarray(out, dtype=np.float64)
 
+    def _kernel_matches(self, probe: FloatFrame) -> bool:
+        """Does the compiled kernel give exactly what lfilter gives, output and state?"""
+        zi = np.linspace(-0.5, 0.5, self._a.size - 1)
+        signal = np.sin(np.arange(probe.size) * 0.3) + probe
+        ref_out, ref_zf = lfilter(self._b, self._a, signal, zi=zi)
+        out = np.empty(signal.size)
+        _transfer_filter(self._b_norm, self._a_norm, signal, zi, out)
+        return bool(np.array_equal(out, ref_out) and np.array_equal(zi, ref_zf))
+
     def reset(self) -> None:
         """Start again from rest, as for a new call."""
         self._zi_sos = np.zeros((self._sos.shape[0], 2))
         self._zi_tf = np.zeros(self._a.size - 1)
+
+
+@kernel
+def _transfer_filter(
+    b: FloatFrame, a: FloatFrame, signal: FloatFrame, state: FloatFrame, out: FloatFrame
+) -> None:
+    """``lfilter`` (direct form II transposed) with ``b`` and ``a`` already divided by
+    ``a[0]``, in its C core's order of operations; ``state`` is updated in place."""
+    last = b.size - 1
+    for k in range(signal.size):
+        x = signal[k]
+        y = state[0] + b[0] * x
+        for n in range(1, last):
+            state[n - 1] = state[n] + x * b[n] - y * a[n]
+        state[last - 1] = x * b[last] - y * a[last]
+        out[k] = y

@@ -10,16 +10,15 @@ held spectral peaks, averages over ``on_ms``, and switches with hysteresis: on a
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from numpy.lib.stride_tricks import as_strided
 
+from callgate.audio.compiled import kernel, pairwise_sum
 from callgate.audio.fastfft import rfft_into
-
-_sum = np.add.reduce
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,35 +86,15 @@ class MusicDetector:
         """Forget everything, as at the start of a new call."""
         self.music = False
         bins = self._band.stop - self._band.start
-        # Work buffers, reused every frame (see _held_share for what each view is).
+        # Work buffers, reused every frame; the peak runs carry over between analyses.
         self._windowed = np.zeros(self._window.size)
         self._spectrum = np.zeros(self._nfft // 2 + 1, dtype=np.complex128)
         self._band_spectrum = self._spectrum[self._band]
-        self._magnitude = np.zeros(bins)
+        self._amplitude = np.zeros(bins)
         self._power = np.zeros(bins)
-        self._padded_db = np.zeros(bins + 8)
-        self._power_db = self._padded_db[4 : 4 + bins]
-        # Both 4-bin edges of the padding as one (2, 4) view, and the first and last bin
-        # as a (2, 1) view, so the edge copies are one call.
-        step = self._padded_db.strides[0]
-        self._edges = as_strided(self._padded_db, shape=(2, 4), strides=((bins + 4) * step, step))
-        self._ends = as_strided(self._power_db, shape=(2, 1), strides=((bins - 1) * step, step))
-        # The shifted views the peak test and the run dilation read, made once.
-        self._far_left = self._padded_db[:bins]
-        self._far_right = self._padded_db[8:]
-        self._left = self._padded_db[3 : 3 + bins]
-        self._right = self._padded_db[5 : 5 + bins]
-        self._closest = np.zeros(bins)
-        self._neighbourhood = np.zeros(bins)
-        self._is_peak = np.zeros(bins, dtype=bool)
-        self._prominent = np.zeros(bins, dtype=bool)
-        self._keep = np.zeros(bins, dtype=bool)
-        # The run lengths sit inside a zero border, so dilating them needs no copy.
-        self._padded_runs = np.zeros(bins + 2, dtype=np.int32)
-        self._runs = self._padded_runs[1:-1]
+        self._picked = np.zeros(bins)
+        self._runs = np.zeros(bins, dtype=np.int32)
         self._dilated_runs = np.zeros(bins, dtype=np.int32)
-        self._runs_left = self._padded_runs[:-2]
-        self._runs_right = self._padded_runs[2:]
         self._held_scores: deque[float] = deque(maxlen=self._on_frames)
         self._active: deque[bool] = deque(maxlen=self._on_frames)
         self._held_sum = 0.0
@@ -164,45 +143,22 @@ class MusicDetector:
         return self.music
 
     def _held_share(self, window: npt.NDArray[np.float64]) -> float:
-        # Same arithmetic as abs(rfft(window * hann))[band] and so on, in place: per 20 ms
-        # frame the allocations and call overhead cost more than the numbers.
         np.multiply(window, self._window, out=self._windowed)
         rfft_into(self._windowed, self._spectrum)
-        spectrum = np.abs(self._band_spectrum, out=self._magnitude)
-        # power_db is a view into the middle of the padded copy, which the peak test reads.
-        power_db = self._power_db
-        np.add(spectrum, 1e-9, out=power_db)
-        np.log10(power_db, out=power_db)
-        np.multiply(20.0, power_db, out=power_db)
-        # A peak: a local maximum that stands out from the bins four either side. Edge
-        # bins are compared with copies of themselves, which never makes them peaks.
-        np.copyto(self._edges, self._ends)  # the padding: copies of the first and last bin
-        neighbourhood = np.maximum(self._far_left, self._far_right, out=self._neighbourhood)
-        np.subtract(power_db, neighbourhood, out=neighbourhood)
-        prominent = np.greater_equal(neighbourhood, self._prominence, out=self._prominent)
-        # At least both neighbours <=> at least the larger one.
-        closest = np.maximum(self._left, self._right, out=self._closest)
-        is_peak = np.greater_equal(power_db, closest, out=self._is_peak)
-        np.logical_and(is_peak, prominent, out=is_peak)
-        # A held note may wobble by one bin: extend the previous runs dilated by one bin
-        # (kept from the last analysis), and end every run where there is no peak now.
-        runs = self._runs
-        np.add(self._dilated_runs, 1, out=runs)
-        np.multiply(runs, is_peak, out=runs)
-        dilated = np.maximum(self._runs_left, runs, out=self._dilated_runs)
-        np.maximum(dilated, self._runs_right, out=dilated)
-        power = np.multiply(spectrum, spectrum, out=self._power)
+        held, residual_db = _peaks(
+            self._band_spectrum,
+            self._dilated_runs,
+            self._runs,
+            self._amplitude,
+            self._power,
+            self._picked,
+            self._prominence,
+            self._held_frames,
+            self._residual_held,
+        )
         if self._residual_held:
-            # Bins within one of a held peak are out: the dilated runs say which.
-            keep = np.less(dilated, self._residual_held, out=self._keep)
-            # np.add.reduce is what ndarray.sum runs, without its Python wrapper.
-            self.last_residual_db = 10.0 * float(np.log10(_sum(power[keep]) + 1e-12))
-        # Runs are non-zero at peaks only, so peak power is the power where runs >= 1.
-        total = float(_sum(power[is_peak]))
-        if total <= 0.0:
-            return 0.0
-        held_power = float(_sum(power[runs >= self._held_frames]))
-        return held_power / total
+            self.last_residual_db = residual_db
+        return held
 
     def _push(self, held: float, active: bool) -> None:
         if len(self._held_scores) == self._held_scores.maxlen:
@@ -212,3 +168,71 @@ class MusicDetector:
         self._active.append(active)
         self._held_sum += held
         self._active_count += int(active)
+
+
+@kernel
+def _peaks(  # noqa: PLR0917 (a kernel takes its buffers as arguments)
+    band: npt.NDArray[np.complex128],
+    dilated: npt.NDArray[np.int32],
+    runs: npt.NDArray[np.int32],
+    amplitude: npt.NDArray[np.float64],
+    power: npt.NDArray[np.float64],
+    picked: npt.NDArray[np.float64],
+    prominence: float,
+    held_frames: int,
+    residual_held: int,
+) -> tuple[float, float]:
+    """Held-note share of the peak power, and the power between the notes in dB (NaN
+    unless ``residual_held``), for one band spectrum; ``dilated`` carries the peak runs
+    from the previous analysis and is updated in place.
+
+    A peak is a local maximum that stands out by ``prominence`` dB from the bins four
+    either side (edge bins are compared with copies of themselves). A held note may wobble
+    by one bin, so a peak's run extends the previous runs dilated by one bin.
+    """
+    bins = band.size
+    # Compared as amplitudes, not dB: x >= y exactly when 20 log10(x) >= 20 log10(y), and
+    # a rise of ``prominence`` dB is a factor of 10 ** (prominence / 20).
+    factor = 10.0 ** (prominence / 20.0)
+    for i in range(bins):
+        magnitude = math.hypot(band[i].real, band[i].imag)
+        power[i] = magnitude * magnitude
+        amplitude[i] = magnitude + 1e-9
+    last = bins - 1
+    for i in range(bins):
+        level = amplitude[i]
+        neighbourhood = max(amplitude[max(i - 4, 0)], amplitude[min(i + 4, last)])
+        closest = max(amplitude[max(i - 1, 0)], amplitude[min(i + 1, last)])
+        peak = level >= closest and level >= neighbourhood * factor
+        runs[i] = dilated[i] + 1 if peak else 0
+    for i in range(bins):
+        widest = runs[i]
+        if i > 0:
+            widest = max(widest, runs[i - 1])
+        if i < last:
+            widest = max(widest, runs[i + 1])
+        dilated[i] = widest
+    residual_db = np.nan
+    if residual_held:
+        # Bins within one of a held peak are out: the dilated runs say which.
+        count = 0
+        for i in range(bins):
+            if dilated[i] < residual_held:
+                picked[count] = power[i]
+                count += 1
+        residual_db = 10.0 * np.log10(pairwise_sum(picked, 0, count) + 1e-12)
+    # Runs are non-zero at peaks only, so peak power is the power where runs >= 1.
+    count = 0
+    for i in range(bins):
+        if runs[i] > 0:
+            picked[count] = power[i]
+            count += 1
+    total = pairwise_sum(picked, 0, count)
+    if total <= 0.0:
+        return 0.0, residual_db
+    count = 0
+    for i in range(bins):
+        if runs[i] >= held_frames:
+            picked[count] = power[i]
+            count += 1
+    return pairwise_sum(picked, 0, count) / total, residual_db

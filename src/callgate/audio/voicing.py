@@ -13,10 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from callgate.audio.compiled import kernel, pairwise_sum
 from callgate.audio.fastfft import irfft_into, rfft_into
-
-_max = np.maximum.reduce
-_sum = np.add.reduce
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,30 +58,17 @@ class VoicingAnalyzer:
         # Work buffers reused every call; the arithmetic is that of numpy.fft, in place.
         self._centred = np.zeros(window_samples)
         self._spectrum = np.zeros(self._nfft // 2 + 1, dtype=np.complex128)
-        self._real = self._spectrum.real
-        self._imag = self._spectrum.imag
         self._power = np.zeros(self._nfft // 2 + 1)
-        self._imag_power = np.zeros(self._nfft // 2 + 1)
         self._autocorr = np.zeros(self._nfft)
-        self._lags = self._autocorr[self.min_lag : self.max_lag + 1]
-        self._scaled = np.zeros(lags.size)
 
     def periodicity(self, window: npt.NDArray[np.float64]) -> float:
         """0 (noise-like) to about 1 (strictly periodic) for one window of filtered audio."""
         if window.size != self.window_samples:
             return self._periodicity(window)
-        # window.mean(), without its Python wrapper: the sum over the count.
-        centred = np.subtract(window, _sum(window) / window.size, out=self._centred)
-        rfft_into(centred, self._spectrum)
-        real, imag = self._real, self._imag
-        power = np.multiply(real, real, out=self._power)
-        np.add(power, np.multiply(imag, imag, out=self._imag_power), out=power)
-        autocorr = irfft_into(power, self._autocorr)
-        energy = autocorr[0]
-        if energy <= 1e-12:
-            return 0.0
-        peak = float(_max(np.multiply(self._lags, self._lag_scale, out=self._scaled)))
-        return min(1.0, max(0.0, peak / float(energy)))
+        _centre(window, self._centred)
+        rfft_into(self._centred, self._spectrum)
+        _power(self._spectrum, self._power)
+        return _peak_ratio(irfft_into(self._power, self._autocorr), self.min_lag, self._lag_scale)
 
     def _periodicity(self, window: npt.NDArray[np.float64]) -> float:
         centred = window - window.mean()
@@ -94,3 +79,33 @@ class VoicingAnalyzer:
             return 0.0
         peak = float(np.max(autocorr[self.min_lag : self.max_lag + 1] * self._lag_scale))
         return min(1.0, max(0.0, peak / float(energy)))
+
+
+@kernel
+def _centre(window: npt.NDArray[np.float64], out: npt.NDArray[np.float64]) -> None:
+    """``out[:] = window - window.mean()``, numpy's mean (its pairwise sum)."""
+    mean = pairwise_sum(window, 0, window.size) / window.size
+    for i in range(window.size):
+        out[i] = window[i] - mean
+
+
+@kernel
+def _power(spectrum: npt.NDArray[np.complex128], out: npt.NDArray[np.float64]) -> None:
+    """``out[:] = spectrum.real ** 2 + spectrum.imag ** 2``."""
+    for i in range(spectrum.size):
+        value = spectrum[i]
+        out[i] = value.real * value.real + value.imag * value.imag
+
+
+@kernel
+def _peak_ratio(
+    autocorr: npt.NDArray[np.float64], min_lag: int, lag_scale: npt.NDArray[np.float64]
+) -> float:
+    """The largest scaled autocorrelation over the pitch lags, over the energy, in 0..1."""
+    energy = float(autocorr[0])
+    if energy <= 1e-12:
+        return 0.0
+    peak = -np.inf
+    for j in range(lag_scale.size):
+        peak = max(peak, autocorr[min_lag + j] * lag_scale[j])
+    return min(1.0, max(0.0, peak / energy))
