@@ -122,12 +122,18 @@ def test_the_setting_reaches_the_gate() -> None:
 @needs_espeak
 def test_the_listener_does_not_open_under_the_echo_guard() -> None:
     """While the agent is audible the gate raises its start threshold so that only a caller
-    louder than the agent's echo opens it; Silero would hear the echo as speech too."""
+    louder than the agent's echo opens it; Silero would hear the echo as speech too, so it
+    is not run at all then."""
     pcm, speech = _caller_under_a_fan()
     gate = SpeechGate(GateOptions(music_listener=True, noise_listener=True))
     gate.start_boost_db = 10.0  # what the call session sets while the agent is audible
     sent = sent_mask(gate.process_pcm16(pcm))[: speech.size]
     assert sent.sum() == 0
+    # Nor does Silero run then: the agent's talk costs no listener CPU.
+    assert gate.frames_listened == 0
+    gate.start_boost_db = 0.0
+    gate.process_pcm16(pcm[:1600])
+    assert gate.frames_listened == 10
 
 
 @needs_silero

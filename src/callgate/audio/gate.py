@@ -443,18 +443,18 @@ class SpeechGate:
         assert self._listener is not None
         caller = self._talker.level_dbfs if self._talker.known else None
         loud = caller is None or caller - self._floor.floor_dbfs < self.options.listener_below_db
-        listen = (music_on or self.options.noise_listener) and loud
+        # Not under the echo guard, so Silero does not even run while the agent talks: it
+        # hears the agent's own voice coming back as speech too, and the guard is there so
+        # that only a caller louder than that echo opens the gate.
+        listen = (music_on or self.options.noise_listener) and loud and self.start_boost_db == 0
         self._frames_listened += listen
         probability = self._listener.hear(frame, listen=listen)
         # Only to open and confirm: Silero's probability trails off after the words, and
-        # holding speech on it would send the music after them. Not under the echo guard:
-        # Silero hears the agent's own voice coming back as speech too, and the guard is
-        # there so that only a caller louder than that echo opens the gate.
+        # holding speech on it would send the music after them.
         if (
             probability is None
             or probability < self.options.listener_threshold
             or self._machine.state is SPEECH
-            or self.start_boost_db > 0.0
         ):
             return snr, voicing
         return max(snr, thresholds.start_db), max(voicing, self._min_voicing)
