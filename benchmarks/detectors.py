@@ -150,7 +150,7 @@ def with_overrides(obj: Any, overrides: dict[str, Any]) -> Any:
 
 
 def _gate_factory(options: dict[str, Any]) -> Callable[[], Any]:
-    from callgate.audio.gate import GateOptions, SpeechGate  # noqa: PLC0415
+    from callgate.audio import GateOptions, SpeechGate  # noqa: PLC0415
 
     gate_options = with_overrides(GateOptions(), options)
 

@@ -96,7 +96,7 @@ def dump(out: Path, *, quick: bool, variants: list[str]) -> None:
     """Run this ``PYTHONPATH``'s gate over the corpus and store every frame's outputs."""
     from benchmarks.corpus import corpus_specs, load_clip  # noqa: PLC0415
     from benchmarks.detectors import with_overrides  # noqa: PLC0415
-    from callgate.audio.gate import GateOptions  # noqa: PLC0415
+    from callgate.audio import GateOptions  # noqa: PLC0415
 
     clips = [load_clip(spec) for spec in corpus_specs(quick=quick)]
     arrays: dict[str, npt.NDArray[Any]] = {}

@@ -41,7 +41,7 @@ from benchmarks.run_speech_benchmark import (
     speak_piper,
     word_error_rate,
 )
-from callgate.audio.gate import GateOptions, SpeechGate
+from callgate.audio import GateOptions, SpeechGate
 from callgate.config import load_settings
 from callgate.speech.stt import LocalWhisperSTT, WhisperOptions
 from callgate.speech.tts import PiperTTS

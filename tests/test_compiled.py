@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from scipy.signal import lfilter
 
 from callgate.audio.bandpass import BandpassOptions, SpeechBandFilter
-from callgate.audio.compiled import pairwise_sum
+from callgate.audio.compiled import kernel, pairwise_sum
 
 
 @pytest.mark.parametrize("size", [0, 1, 7, 8, 9, 127, 128, 129, 205, 256, 320, 1000, 4099])
@@ -48,3 +51,45 @@ def test_band_edges_without_a_safe_transfer_function_keep_sosfilt() -> None:
     out = band.process(np.ones(160))
     assert out.shape == (160,)
     assert np.all(np.isfinite(out))
+
+
+@kernel
+def _spectrum_and_back(signal: np.ndarray, nfft: int) -> tuple[np.ndarray, np.ndarray]:
+    spectrum = np.fft.rfft(signal, nfft)
+    power = spectrum.real**2 + spectrum.imag**2
+    return spectrum, np.fft.irfft(power, nfft)
+
+
+@pytest.mark.parametrize("size", [100, 320, 435, 512])
+def test_numpy_fft_inside_a_kernel_is_numpys_bit_for_bit(size: int) -> None:
+    """The music and voicing kernels take their FFTs inside the kernel (rocket-fft)."""
+    signal = np.random.default_rng(size).standard_normal(size)
+    spectrum, autocorr = _spectrum_and_back(signal, 512)
+    expected = np.fft.rfft(signal, 512)
+    assert np.array_equal(spectrum, expected)
+    assert np.array_equal(autocorr, np.fft.irfft(expected.real**2 + expected.imag**2, 512))
+
+
+def test_compile_gate_kernels_compiles_every_kernel_of_the_audio_core() -> None:
+    """The server calls it at start-up so that no call waits for the compiler. In a fresh
+    process, every numba kernel in callgate.audio must have been compiled by it (a kernel
+    added later and not reached by the warm-up signal fails here). The helpers in
+    ``compiled`` are left out: other kernels compile them into themselves."""
+    script = """
+import importlib, pkgutil
+from numba.core.registry import CPUDispatcher
+import callgate.audio as audio
+from callgate.audio.gate import compile_gate_kernels
+names = [m.name for m in pkgutil.iter_modules(audio.__path__) if m.name != "compiled"]
+modules = [importlib.import_module(f"callgate.audio.{name}") for name in names]
+kernels = {f"{m.__name__}.{name}": value for m in modules for name, value in vars(m).items()
+           if isinstance(value, CPUDispatcher) and value.py_func.__module__ == m.__name__}
+compile_gate_kernels()
+print(len(kernels), sorted(name for name, k in kernels.items() if not k.signatures))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=True
+    )
+    count, missing = done.stdout.strip().split(" ", 1)
+    assert int(count) >= 3  # _peaks, _periodicity, _transfer_filter
+    assert missing == "[]"

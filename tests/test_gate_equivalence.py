@@ -23,11 +23,10 @@ import numpy.typing as npt
 import pytest
 from scipy.signal import lfilter
 
-from callgate.audio import fastfft
+from callgate.audio import GateOptions, SpeechGate
 from callgate.audio.agc import SpeechAgc
 from callgate.audio.bandpass import SpeechBandFilter
 from callgate.audio.decision import FrameDecision
-from callgate.audio.gate import GateOptions, SpeechGate
 from callgate.audio.music import MusicDetector
 from callgate.audio.voicing import VoicingAnalyzer
 
@@ -286,16 +285,6 @@ def test_int16_scaling_is_exact() -> None:
     assert np.array_equal(
         np.multiply(everything, 1.0 / 32768.0), everything.astype(np.float64) / 32768.0
     )
-
-
-def test_fast_fft_equals_numpy_fft() -> None:
-    rng = np.random.default_rng(3)
-    for size in (320, 512, 100):
-        x = rng.standard_normal(size)
-        spectrum = fastfft.rfft_into(x, np.empty(257, dtype=np.complex128))
-        assert np.array_equal(spectrum, np.fft.rfft(x, 512))
-        power = spectrum.real**2 + spectrum.imag**2
-        assert np.array_equal(fastfft.irfft_into(power, np.empty(512)), np.fft.irfft(power, 512))
 
 
 def test_band_filter_fast_path_equals_lfilter_in_any_chunking() -> None:

@@ -17,7 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from callgate.audio import FrameGate, GateOptions, LegacyEnergyVad, LegacyVadOptions, SpeechGate
 from callgate.audio.agc import AgcOptions
 from callgate.audio.bandpass import BandpassOptions
-from callgate.audio.gate import Thresholds
+from callgate.audio.gate_options import Thresholds
 from callgate.audio.music import MusicOptions
 from callgate.audio.noise_floor import NoiseFloorOptions
 from callgate.audio.silero import missing_message as silero_missing

@@ -5,7 +5,8 @@ reads a clock. Feed samples in, get :class:`FrameDecision` objects out.
 """
 
 from callgate.audio.decision import FrameDecision, FrameGate, GateState
-from callgate.audio.gate import GateOptions, SpeechGate, Thresholds
+from callgate.audio.gate import SpeechGate
+from callgate.audio.gate_options import GateOptions, Thresholds
 from callgate.audio.legacy_vad import LegacyEnergyVad, LegacyVadOptions
 
 __all__ = [

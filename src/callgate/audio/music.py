@@ -18,7 +18,6 @@ import numpy as np
 import numpy.typing as npt
 
 from callgate.audio.compiled import kernel, pairwise_sum
-from callgate.audio.fastfft import rfft_into
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,9 +86,6 @@ class MusicDetector:
         self.music = False
         bins = self._band.stop - self._band.start
         # Work buffers, reused every frame; the peak runs carry over between analyses.
-        self._windowed = np.zeros(self._window.size)
-        self._spectrum = np.zeros(self._nfft // 2 + 1, dtype=np.complex128)
-        self._band_spectrum = self._spectrum[self._band]
         self._amplitude = np.zeros(bins)
         self._power = np.zeros(bins)
         self._picked = np.zeros(bins)
@@ -143,10 +139,11 @@ class MusicDetector:
         return self.music
 
     def _held_share(self, window: npt.NDArray[np.float64]) -> float:
-        np.multiply(window, self._window, out=self._windowed)
-        rfft_into(self._windowed, self._spectrum)
         held, residual_db = _peaks(
-            self._band_spectrum,
+            window,
+            self._window,
+            self._nfft,
+            self._band.start,
             self._dilated_runs,
             self._runs,
             self._amplitude,
@@ -172,7 +169,10 @@ class MusicDetector:
 
 @kernel
 def _peaks(  # noqa: PLR0917 (a kernel takes its buffers as arguments)
-    band: npt.NDArray[np.complex128],
+    window: npt.NDArray[np.float64],
+    taper: npt.NDArray[np.float64],
+    nfft: int,
+    low: int,
     dilated: npt.NDArray[np.int32],
     runs: npt.NDArray[np.int32],
     amplitude: npt.NDArray[np.float64],
@@ -183,13 +183,16 @@ def _peaks(  # noqa: PLR0917 (a kernel takes its buffers as arguments)
     residual_held: int,
 ) -> tuple[float, float]:
     """Held-note share of the peak power, and the power between the notes in dB (NaN
-    unless ``residual_held``), for one band spectrum; ``dilated`` carries the peak runs
-    from the previous analysis and is updated in place.
+    unless ``residual_held``), for one window of audio: the spectrum of ``window * taper``
+    over ``dilated.size`` bins from ``low``. ``dilated`` carries the peak runs from the
+    previous analysis and is updated in place.
 
     A peak is a local maximum that stands out by ``prominence`` dB from the bins four
     either side (edge bins are compared with copies of themselves). A held note may wobble
     by one bin, so a peak's run extends the previous runs dilated by one bin.
     """
+    # numpy.fft inside a kernel is rocket-fft: the same pocketfft, the same numbers.
+    band = np.fft.rfft(window * taper, nfft)[low : low + dilated.size]
     bins = band.size
     # Compared as amplitudes, not dB: x >= y exactly when 20 log10(x) >= 20 log10(y), and
     # a rise of ``prominence`` dB is a factor of 10 ** (prominence / 20).

@@ -14,7 +14,6 @@ import numpy as np
 import numpy.typing as npt
 
 from callgate.audio.compiled import kernel, pairwise_sum
-from callgate.audio.fastfft import irfft_into, rfft_into
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,20 +54,12 @@ class VoicingAnalyzer:
         lags = np.arange(self.min_lag, self.max_lag + 1)
         # Unbiased normalisation: fewer products overlap at longer lags.
         self._lag_scale = window_samples / (window_samples - lags)
-        # Work buffers reused every call; the arithmetic is that of numpy.fft, in place.
-        self._centred = np.zeros(window_samples)
-        self._spectrum = np.zeros(self._nfft // 2 + 1, dtype=np.complex128)
-        self._power = np.zeros(self._nfft // 2 + 1)
-        self._autocorr = np.zeros(self._nfft)
 
     def periodicity(self, window: npt.NDArray[np.float64]) -> float:
         """0 (noise-like) to about 1 (strictly periodic) for one window of filtered audio."""
         if window.size != self.window_samples:
             return self._periodicity(window)
-        _centre(window, self._centred)
-        rfft_into(self._centred, self._spectrum)
-        _power(self._spectrum, self._power)
-        return _peak_ratio(irfft_into(self._power, self._autocorr), self.min_lag, self._lag_scale)
+        return _periodicity(window, self._nfft, self.min_lag, self._lag_scale)
 
     def _periodicity(self, window: npt.NDArray[np.float64]) -> float:
         centred = window - window.mean()
@@ -82,26 +73,22 @@ class VoicingAnalyzer:
 
 
 @kernel
-def _centre(window: npt.NDArray[np.float64], out: npt.NDArray[np.float64]) -> None:
-    """``out[:] = window - window.mean()``, numpy's mean (its pairwise sum)."""
+def _periodicity(
+    window: npt.NDArray[np.float64], nfft: int, min_lag: int, lag_scale: npt.NDArray[np.float64]
+) -> float:
+    """The largest scaled autocorrelation over the pitch lags, over the energy, in 0..1.
+
+    The autocorrelation is the inverse FFT of the power spectrum of the centred window
+    (numpy.fft inside a kernel is rocket-fft: the same pocketfft, the same numbers); the
+    mean is numpy's, with its pairwise sum.
+    """
     mean = pairwise_sum(window, 0, window.size) / window.size
-    for i in range(window.size):
-        out[i] = window[i] - mean
-
-
-@kernel
-def _power(spectrum: npt.NDArray[np.complex128], out: npt.NDArray[np.float64]) -> None:
-    """``out[:] = spectrum.real ** 2 + spectrum.imag ** 2``."""
+    spectrum = np.fft.rfft(window - mean, nfft)
+    power = np.empty(spectrum.size)
     for i in range(spectrum.size):
         value = spectrum[i]
-        out[i] = value.real * value.real + value.imag * value.imag
-
-
-@kernel
-def _peak_ratio(
-    autocorr: npt.NDArray[np.float64], min_lag: int, lag_scale: npt.NDArray[np.float64]
-) -> float:
-    """The largest scaled autocorrelation over the pitch lags, over the energy, in 0..1."""
+        power[i] = value.real * value.real + value.imag * value.imag
+    autocorr = np.fft.irfft(power, nfft)
     energy = float(autocorr[0])
     if energy <= 1e-12:
         return 0.0

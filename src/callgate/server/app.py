@@ -30,6 +30,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.websockets import WebSocketDisconnect
 
+from callgate.audio.gate import compile_gate_kernels
 from callgate.config import Settings
 from callgate.server.backends import (
     LinkOpener,
@@ -221,6 +222,9 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await state.open(settings)
+        # The gate's compiled kernels too: compiling on a call's first frames would stall
+        # that call's audio for a couple of seconds on a new machine.
+        await asyncio.to_thread(compile_gate_kernels)
         if engines is not None:
             # Load the speech models now, so the first caller does not wait for them.
             await asyncio.to_thread(warm_up, engines.stt, engines.tts)
