@@ -14,8 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-_max = np.maximum.reduce
-_min = np.minimum.reduce
+from callgate.audio.compiled import kernel
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,8 +47,6 @@ class SpeechAgc:
     def __init__(self, options: AgcOptions | None = None) -> None:
         self.options = options or AgcOptions()
         self._alpha = 1.0 - math.exp(-self.options.frame_ms / self.options.level_time_ms)
-        # 0, 1, 2, ... as float64, for the gain ramps (grown when a longer chunk comes).
-        self._counts = np.arange(0, 160, dtype=np.float64)
         self.reset()
 
     def reset(self) -> None:
@@ -81,8 +78,7 @@ class SpeechAgc:
         step = min(o.max_step_db, max(-o.max_step_db, self._desired() - previous))
         gain = previous + step
         # Never clip: back the gain off so the frame's peak stays inside int16.
-        # The largest magnitude, in Python ints so -32768 needs no wider copy of the frame.
-        peak = max(int(_max(frame)), -int(_min(frame))) if frame.size else 0
+        peak = _peak_magnitude(frame) if frame.size else 0
         if peak:
             gain = min(gain, 20.0 * math.log10(32767.0 / peak))
         gain = min(o.max_gain_db, max(-o.max_cut_db, gain))
@@ -95,26 +91,34 @@ class SpeechAgc:
         """Apply a gain ramp from ``from_db`` to ``to_db`` across the frame."""
         if from_db == to_db == 0.0:
             return frame
-        # np.round(x) is np.rint(x), and clip(x, lo, hi) is min(max(x, lo), hi): the same
-        # numbers as before, without the wrappers' overhead on every sent frame.
-        if from_db == to_db:
-            scaled = np.multiply(frame, 10.0 ** (to_db / 20.0))
+        out = np.empty(frame.size, dtype=np.int16)
+        step = (to_db - from_db) / frame.size if frame.size else 0.0
+        if from_db != to_db and step == 0.0:
+            # A change too small for the step to be represented: linspace's way.
+            ramp = np.linspace(from_db, to_db, frame.size, endpoint=False)
+            scaled = np.rint(frame * 10.0 ** (ramp / 20.0))
+            out[:] = np.minimum(np.maximum(scaled, -32768.0), 32767.0)
         else:
-            scaled = np.multiply(frame, 10.0 ** (self._ramp_db(from_db, to_db, frame.size) / 20.0))
-        np.rint(scaled, out=scaled)
-        np.maximum(scaled, -32768.0, out=scaled)
-        np.minimum(scaled, 32767.0, out=scaled)
-        out: npt.NDArray[np.int16] = scaled.astype(np.int16)
+            _ramp_gain(frame, from_db, step, out)
         return out
 
-    def _ramp_db(self, from_db: float, to_db: float, size: int) -> npt.NDArray[np.float64]:
-        """``np.linspace(from_db, to_db, size, endpoint=False)``, by its own arithmetic."""
-        step = (to_db - from_db) / size
-        if step == 0.0:  # a change too small for the step to be represented: linspace's way
-            ramp: npt.NDArray[np.float64] = np.linspace(from_db, to_db, size, endpoint=False)
-            return ramp
-        if self._counts.size < size:
-            self._counts = np.arange(0, size, dtype=np.float64)
-        ramp = np.multiply(self._counts[:size], step)
-        ramp += from_db
-        return ramp
+
+@kernel
+def _peak_magnitude(frame: npt.NDArray[np.int16]) -> int:
+    """The largest sample magnitude, in a wider int so -32768 counts as 32768."""
+    peak = 0
+    for sample in frame:
+        peak = max(peak, abs(int(sample)))
+    return peak
+
+
+@kernel
+def _ramp_gain(
+    frame: npt.NDArray[np.int16], from_db: float, step_db: float, out: npt.NDArray[np.int16]
+) -> None:
+    """``out`` = the frame times a gain rising by ``step_db`` per sample from ``from_db``
+    (``linspace(from_db, to_db, n, endpoint=False)``, by its own arithmetic), rounded
+    half to even and clipped to int16."""
+    for i in range(frame.size):
+        gain = 10.0 ** ((i * step_db + from_db) / 20.0)
+        out[i] = min(max(np.rint(frame[i] * gain), -32768.0), 32767.0)
