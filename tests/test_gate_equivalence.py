@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections import deque
 from typing import Any
 
 import numpy as np
@@ -78,6 +79,57 @@ class _ReferenceHeldShare:
         return float(peak_power[self.runs[is_peak] >= det._held_frames].sum()) / total
 
 
+class _ReferenceMusic:
+    """MusicDetector.update as plain Python over deques, with the plain-numpy peaks."""
+
+    def __init__(self, det: MusicDetector) -> None:
+        self.det = det
+        self.held_share = _ReferenceHeldShare(det)
+        self.scores: deque[float] = deque(maxlen=det._on_frames)
+        self.active: deque[bool] = deque(maxlen=det._on_frames)
+        self.music = False
+        self.quiet = 0
+        self.frame = 0
+        self.held_sum = 0.0
+        self.last_held_share = 0.0
+        self.last_residual_db: float | None = None
+
+    @property
+    def likelihood(self) -> float:
+        return self.held_sum / len(self.scores) if self.scores else 0.0
+
+    def update(self, window: Float, level_dbfs: float) -> bool:
+        det, o = self.det, self.det.options
+        active = level_dbfs >= o.min_level_dbfs
+        self.frame += 1
+        if not active:
+            held = 0.0
+            self.last_residual_db = None
+        elif self.frame % det._hop_frames == 0:
+            held = self.held_share(window)
+            self.last_residual_db = det.last_residual_db
+        else:
+            held = self.last_held_share
+        self.last_held_share = held
+        if len(self.scores) == det._on_frames:
+            self.held_sum -= self.scores[0]  # a running sum, as the detector keeps it
+        self.scores.append(held)
+        self.active.append(active)
+        self.held_sum += held
+        n = len(self.scores)
+        if (
+            n == det._on_frames
+            and self.held_sum / n >= o.held_share_on
+            and sum(self.active) / n >= o.active_share_on
+        ):
+            self.music, self.quiet = True, 0
+        elif self.music:
+            self.quiet += 1
+            if self.quiet >= det._off_frames:
+                self.music, self.quiet = False, 0
+        return self.music
+
+
 def _reference_periodicity(analyzer: VoicingAnalyzer, window: Float) -> float:
     centred = window - window.mean()
     spectrum = np.fft.rfft(centred, analyzer._nfft)
@@ -136,7 +188,7 @@ def _reference_apply(agc: SpeechAgc) -> Any:
 def reference_gate(options: GateOptions) -> SpeechGate:
     """A gate whose hot-path stages run the plain formulations."""
     gate = SpeechGate(options)
-    gate._music._held_share = _ReferenceHeldShare(gate._music)  # type: ignore[method-assign]
+    gate._music = _ReferenceMusic(gate._music)  # type: ignore[assignment]
     voicing = gate._voicing
 
     def periodicity(window: Float) -> float:

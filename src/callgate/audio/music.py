@@ -11,7 +11,6 @@ held spectral peaks, averages over ``on_ms``, and switches with hysteresis: on a
 from __future__ import annotations
 
 import math
-from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -79,6 +78,20 @@ class MusicDetector:
         self._prominence = o.peak_prominence_db
         self._on_frames = o.on_ms // o.frame_ms
         self._off_frames = o.off_ms // o.frame_ms
+        self._settings = np.array(
+            [
+                o.min_level_dbfs,
+                self._hop_frames,
+                self._prominence,
+                self._held_frames,
+                self._residual_held,
+                self._on_frames,
+                self._off_frames,
+                o.held_share_on,
+                o.active_share_on,
+            ],
+            dtype=np.float64,
+        )
         self.reset()
 
     def reset(self) -> None:
@@ -91,56 +104,27 @@ class MusicDetector:
         self._picked = np.zeros(bins)
         self._runs = np.zeros(bins, dtype=np.int32)
         self._dilated_runs = np.zeros(bins, dtype=np.int32)
-        self._held_scores: deque[float] = deque(maxlen=self._on_frames)
-        self._active: deque[bool] = deque(maxlen=self._on_frames)
-        self._held_sum = 0.0
-        self._active_count = 0
-        self._quiet_frames = 0
+        # The last on_ms of held shares and activity, as rings, and the running counts:
+        # held sum, active count, quiet frames, frames seen, ring length, ring head, music.
+        self._scores = np.zeros(self._on_frames)
+        self._actives = np.zeros(self._on_frames)
+        self._counts = np.zeros(7)
         self.last_held_share = 0.0
         self.last_residual_db: float | None = None
         """Power between the held notes (bins within one of a held peak left out), in dB
         on the spectrum's own scale; ``None`` for a silent frame or when not asked for."""
-        self._frame = 0
 
     @property
     def likelihood(self) -> float:
         """Recent average share of held-note energy, 0..1: how music-like the sound is now."""
-        return self._held_sum / len(self._held_scores) if self._held_scores else 0.0
+        held_sum, count = self._counts[_HELD_SUM], self._counts[_LENGTH]
+        return float(held_sum / count) if count else 0.0
 
     def update(self, window: npt.NDArray[np.float64], level_dbfs: float) -> bool:
         """Analyse the newest window; ``level_dbfs`` is the newest frame's level."""
-        active = level_dbfs >= self.options.min_level_dbfs
-        self._frame += 1
-        if not active:
-            held = 0.0
-            self.last_residual_db = None
-        elif self._frame % self._hop_frames == 0:
-            held = self._held_share(window)
-        else:
-            # Music is judged over seconds: one spectrum every hop_ms is plenty, and
-            # in between the last one stands.
-            held = self.last_held_share
-        self.last_held_share = held
-        self._push(held, active)
-        n = len(self._held_scores)
-        music_like = (
-            n == self._on_frames
-            and self._held_sum / n >= self.options.held_share_on
-            and self._active_count / n >= self.options.active_share_on
-        )
-        if music_like:
-            self.music = True
-            self._quiet_frames = 0
-        elif self.music:
-            self._quiet_frames += 1
-            if self._quiet_frames >= self._off_frames:
-                self.music = False
-                self._quiet_frames = 0
-        return self.music
-
-    def _held_share(self, window: npt.NDArray[np.float64]) -> float:
-        held, residual_db = _peaks(
+        music, held, residual, residual_db = _update(
             window,
+            level_dbfs,
             self._window,
             self._nfft,
             self._band.start,
@@ -149,22 +133,18 @@ class MusicDetector:
             self._amplitude,
             self._power,
             self._picked,
-            self._prominence,
-            self._held_frames,
-            self._residual_held,
+            self._scores,
+            self._actives,
+            self._counts,
+            self._settings,
         )
-        if self._residual_held:
+        self.music = music
+        self.last_held_share = held
+        if residual == _RESIDUAL_NONE:
+            self.last_residual_db = None
+        elif residual == _RESIDUAL_NEW:
             self.last_residual_db = residual_db
-        return held
-
-    def _push(self, held: float, active: bool) -> None:
-        if len(self._held_scores) == self._held_scores.maxlen:
-            self._held_sum -= self._held_scores[0]
-            self._active_count -= int(self._active[0])
-        self._held_scores.append(held)
-        self._active.append(active)
-        self._held_sum += held
-        self._active_count += int(active)
+        return music
 
 
 @kernel
@@ -198,9 +178,9 @@ def _peaks(  # noqa: PLR0917 (a kernel takes its buffers as arguments)
     # a rise of ``prominence`` dB is a factor of 10 ** (prominence / 20).
     factor = 10.0 ** (prominence / 20.0)
     for i in range(bins):
-        magnitude = math.hypot(band[i].real, band[i].imag)
-        power[i] = magnitude * magnitude
-        amplitude[i] = magnitude + 1e-9
+        value = band[i]
+        power[i] = value.real * value.real + value.imag * value.imag
+        amplitude[i] = math.sqrt(power[i]) + 1e-9
     last = bins - 1
     for i in range(bins):
         level = amplitude[i]
@@ -239,3 +219,86 @@ def _peaks(  # noqa: PLR0917 (a kernel takes its buffers as arguments)
             picked[count] = power[i]
             count += 1
     return pairwise_sum(picked, 0, count) / total, residual_db
+
+
+# Where update's running counts sit in their array.
+_HELD_SUM, _ACTIVE, _QUIET, _FRAME, _LENGTH, _HEAD, _MUSIC = range(7)
+# What happened to the residual: cleared (a silent frame), measured anew, or kept.
+_RESIDUAL_NONE, _RESIDUAL_NEW, _RESIDUAL_KEPT = range(3)
+
+
+@kernel
+def _update(  # noqa: PLR0917 (a kernel takes its buffers as arguments)
+    window: npt.NDArray[np.float64],
+    level_dbfs: float,
+    taper: npt.NDArray[np.float64],
+    nfft: int,
+    low: int,
+    dilated: npt.NDArray[np.int32],
+    runs: npt.NDArray[np.int32],
+    amplitude: npt.NDArray[np.float64],
+    power: npt.NDArray[np.float64],
+    picked: npt.NDArray[np.float64],
+    scores: npt.NDArray[np.float64],
+    actives: npt.NDArray[np.float64],
+    counts: npt.NDArray[np.float64],
+    settings: npt.NDArray[np.float64],
+) -> tuple[bool, float, int, float]:
+    """One frame of :meth:`MusicDetector.update`: (music flag, held share, what became of
+    the residual, the new residual in dB). ``counts`` and the rings carry the state."""
+    min_level, hop, prominence, held_frames, residual_held = settings[:5]
+    on_frames, off_frames, held_share_on, active_share_on = settings[5:9]
+    active = level_dbfs >= min_level
+    counts[_FRAME] += 1.0
+    held = 0.0
+    residual = _RESIDUAL_KEPT
+    residual_db = np.nan
+    if not active:
+        residual = _RESIDUAL_NONE
+    elif counts[_FRAME] % hop == 0:
+        held, residual_db = _peaks(
+            window,
+            taper,
+            nfft,
+            low,
+            dilated,
+            runs,
+            amplitude,
+            power,
+            picked,
+            prominence,
+            int(held_frames),
+            int(residual_held),
+        )
+        if residual_held:
+            residual = _RESIDUAL_NEW
+    else:
+        # Music is judged over seconds: one spectrum every hop_ms is plenty, and in
+        # between the last one stands.
+        held = scores[(int(counts[_HEAD]) - 1) % scores.size]
+    size = scores.size
+    head = int(counts[_HEAD]) % size
+    if counts[_LENGTH] == size:
+        counts[_HELD_SUM] -= scores[head]
+        counts[_ACTIVE] -= actives[head]
+    scores[head] = held
+    actives[head] = 1.0 if active else 0.0
+    counts[_HEAD] = head + 1
+    counts[_LENGTH] = min(counts[_LENGTH] + 1.0, size)
+    counts[_HELD_SUM] += held
+    counts[_ACTIVE] += actives[head]
+    n = counts[_LENGTH]
+    music_like = (
+        n == on_frames
+        and counts[_HELD_SUM] / n >= held_share_on
+        and counts[_ACTIVE] / n >= active_share_on
+    )
+    if music_like:
+        counts[_MUSIC] = 1.0
+        counts[_QUIET] = 0.0
+    elif counts[_MUSIC]:
+        counts[_QUIET] += 1.0
+        if counts[_QUIET] >= off_frames:
+            counts[_MUSIC] = 0.0
+            counts[_QUIET] = 0.0
+    return counts[_MUSIC] == 1.0, held, residual, residual_db
