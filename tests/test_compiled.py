@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from typing import Any
 
+import numba
 import numpy as np
 import pytest
+from numba.core.caching import NullCache
 from scipy.signal import lfilter
 
+from callgate.audio import compiled
 from callgate.audio.bandpass import BandpassOptions, SpeechBandFilter
 from callgate.audio.compiled import kernel, pairwise_sum
 
@@ -77,6 +81,7 @@ def test_after_compile_gate_kernels_a_call_compiles_nothing() -> None:
     warm-up signal fails here."""
     script = """
 import importlib, pkgutil
+import numba
 import numpy as np
 from numba.core.registry import CPUDispatcher
 import callgate.audio as audio
@@ -103,3 +108,24 @@ print(len(kernels), late)
     count, compiled_late = done.stdout.strip().split(" ", 1)
     assert int(count) >= 5  # the music, voicing, band-pass and AGC kernels at least
     assert compiled_late == "[]"
+
+
+def test_a_read_only_install_compiles_without_a_disk_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where numba finds no writable cache folder it refuses ``cache=True`` at import
+    (seen with the package on a read-only mount and an unwritable home); the kernels
+    must then compile uncached instead of breaking the import."""
+    real_njit = numba.njit
+
+    def njit_without_a_cache(*args: Any, cache: bool = False, **kwargs: Any) -> Any:
+        if cache:
+            raise RuntimeError("cannot cache function 'double': no locator available")
+        return real_njit(*args, **kwargs)
+
+    monkeypatch.setattr(numba, "njit", njit_without_a_cache)
+
+    @compiled.kernel
+    def double(x: float) -> float:
+        return 2.0 * x
+
+    assert double(2.5) == 5.0
+    assert isinstance(double._cache, NullCache)  # type: ignore[attr-defined]  # compiled uncached

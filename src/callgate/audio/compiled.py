@@ -7,7 +7,8 @@ numpy's results: the same operations in the same order, and sums in numpy's own 
 order (:func:`pairwise_sum`), so that compiling a stage changes no decision.
 
 Kernels are compiled on first use and cached on disk (numba's ``cache=True``: beside the
-module, or in the user's cache folder where that is not writable).
+module, or in the user's cache folder where that is not writable); the server compiles
+them at start-up (``callgate.audio.gate.compile_gate_kernels``).
 """
 
 from __future__ import annotations
@@ -26,8 +27,16 @@ _PAIRWISE_BLOCK = 128
 
 
 def kernel(function: F) -> F:
-    """Compile ``function`` with numba (no fast-math: IEEE order, as numpy computes)."""
-    return cast("F", numba.njit(cache=True, nogil=True)(function))
+    """Compile ``function`` with numba (no fast-math: IEEE order, as numpy computes).
+
+    Cached on disk where numba finds a writable place (beside the module, the user's cache
+    folder, or ``NUMBA_CACHE_DIR``); a read-only install without one compiles in every
+    process instead of failing at import.
+    """
+    try:
+        return cast("F", numba.njit(cache=True, nogil=True)(function))
+    except RuntimeError:  # numba: "cannot cache function ...: no locator available"
+        return cast("F", numba.njit(nogil=True)(function))
 
 
 @kernel
