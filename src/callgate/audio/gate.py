@@ -347,10 +347,13 @@ def compile_gate_kernels() -> None:
 
     On a new machine that takes a couple of seconds (later processes read numba's disk
     cache): the server does it at start-up, so that no caller's first words wait behind
-    the compiler. A second of quiet noise, then a loud voiced sound, takes every kernel.
+    the compiler. A second of quiet noise, then a loud voiced sound, takes almost every
+    kernel; the rest are called directly.
     """
     rng = np.random.default_rng(0)
     t = np.arange(SAMPLE_RATE_HZ) / SAMPLE_RATE_HZ
     voiced = sum(np.sin(2 * np.pi * 150.0 * k * t) / k for k in range(1, 8))
     pcm = np.concatenate([rng.normal(0.0, 30.0, SAMPLE_RATE_HZ), 3000.0 * voiced])
-    SpeechGate().process_pcm16(pcm.astype(np.int16))
+    gate = SpeechGate()
+    gate.process_pcm16(pcm.astype(np.int16))
+    gate._floor.rebase()  # only when music starts

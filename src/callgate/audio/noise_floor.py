@@ -15,8 +15,12 @@ Rules, in order:
 from __future__ import annotations
 
 import math
-from collections import deque
 from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from callgate.audio.compiled import kernel
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,78 +81,143 @@ class NoiseFloorTracker:
     def __init__(self, options: NoiseFloorOptions | None = None) -> None:
         self.options = options or NoiseFloorOptions()
         o = self.options
-        self._calibration_frames = o.calibration_ms // o.frame_ms
-        self._fall = _smoothing(o.frame_ms, o.fall_time_ms)
-        self._music_fall = _smoothing(o.frame_ms, o.music_fall_time_ms)
-        self._rise = _smoothing(o.frame_ms, o.rise_time_ms)
-        self._steady_rise = _smoothing(o.frame_ms, o.steady_rise_time_ms)
-        self._steady_frames = o.steady_window_ms // o.frame_ms
-        self._steady_variance = o.steady_spread_db**2
+        calibration_frames = o.calibration_ms // o.frame_ms
+        self.params = np.array(
+            [
+                calibration_frames,
+                _smoothing(o.frame_ms, o.fall_time_ms),
+                _smoothing(o.frame_ms, o.music_fall_time_ms),
+                _smoothing(o.frame_ms, o.rise_time_ms),
+                _smoothing(o.frame_ms, o.steady_rise_time_ms),
+                o.steady_window_ms // o.frame_ms,
+                o.steady_spread_db**2,
+                o.calibration_percentile,
+                o.initial_floor_dbfs,
+            ]
+        )
+        self.state = np.zeros(6)
+        """Floor (dBFS), frames seen, the steady window's sum and sum of squares, its
+        length and the next slot of its ring."""
+        self.recent = np.zeros(o.steady_window_ms // o.frame_ms)
+        """The steady window: the latest levels, as a ring."""
+        self.calibration = np.zeros(max(calibration_frames, 1))
+        """The levels of the calibration period."""
         self.reset()
 
     def reset(self) -> None:
         """Forget the room, as at the start of a new call."""
-        self.floor_dbfs = self.options.initial_floor_dbfs
-        self.frames_seen = 0
-        self._calibration: list[float] = []
-        self._recent: deque[float] = deque(maxlen=self._steady_frames)
-        self._sum = 0.0
-        self._sum_sq = 0.0
+        self.state[:] = 0.0
+        self.state[_FLOOR] = self.options.initial_floor_dbfs
+
+    @property
+    def floor_dbfs(self) -> float:
+        """The current noise floor, in dBFS."""
+        return float(self.state[_FLOOR])
+
+    @property
+    def frames_seen(self) -> int:
+        """Levels accounted for since the reset."""
+        return int(self.state[_SEEN])
 
     @property
     def calibrating(self) -> bool:
         """Still inside the initial calibration period."""
-        return self.frames_seen < self._calibration_frames
+        return bool(self.state[_SEEN] < self.params[_CALIBRATION_FRAMES])
 
     def steady(self) -> bool:
-        """The level has stayed within ``steady_spread_db`` for the whole steady window."""
-        return self._steady(len(self._recent))
-
-    def _steady(self, n: int) -> bool:
-        if n < self._steady_frames:
-            return False
-        mean = self._sum / n
-        variance = max(0.0, self._sum_sq / n - mean * mean)
-        return variance <= self._steady_variance
+        """Has the level stayed within ``steady_spread_db`` for ``steady_window_ms``?"""
+        return floor_steady(self.state, self.params)
 
     def update(self, level_dbfs: float, *, speech: bool, music: bool = False) -> float:
-        """Account for one frame's level and return the floor to judge the *next* frame by.
+        """Account for one frame's level; returns the new floor.
 
         ``speech`` is the gate's verdict on the frame (MAYBE_SPEECH, SPEECH or hangover);
         such frames can lower the floor but not raise it, unless the sound is steady.
         ``music`` slows the fall, so the floor sits under the music rather than its gaps.
         """
-        self.frames_seen += 1
-        # The steady window's running sums, inline: this runs twice per frame of every call.
-        recent = self._recent
-        if len(recent) == self._steady_frames:
-            oldest = recent[0]
-            self._sum -= oldest
-            self._sum_sq -= oldest * oldest
-        recent.append(level_dbfs)
-        self._sum += level_dbfs
-        self._sum_sq += level_dbfs * level_dbfs
-        if self.frames_seen <= self._calibration_frames:
-            self._calibration.append(level_dbfs)
-            ordered = sorted(self._calibration)
-            rank = self.options.calibration_percentile / 100 * (len(ordered) - 1)
-            self.floor_dbfs = ordered[round(rank)]
-            return self.floor_dbfs
-        if level_dbfs < self.floor_dbfs:
-            fall = self._music_fall if music else self._fall
-            self.floor_dbfs += (level_dbfs - self.floor_dbfs) * fall
-        elif self._steady(len(recent)):
-            self.floor_dbfs += (self._sum / len(recent) - self.floor_dbfs) * self._steady_rise
-        elif not speech:
-            self.floor_dbfs += (level_dbfs - self.floor_dbfs) * self._rise
-        return self.floor_dbfs
+        return floor_update(
+            self.state, self.params, self.recent, self.calibration, level_dbfs, speech, music
+        )
 
     def rebase(self) -> float:
-        """Lift the floor to the quietest level of the last ``steady_window_ms``, at once.
+        """Lift the floor to the quietest level of the steady window.
 
         Called when the room changes in a way the gate recognises (music starts): the
         new sound's quiet moments are the new floor, not the old room's silence.
         """
-        if self._recent:
-            self.floor_dbfs = max(self.floor_dbfs, min(self._recent))
-        return self.floor_dbfs
+        return floor_rebase(self.state, self.recent)
+
+
+_FLOOR, _SEEN, _SUM, _SUM_SQ, _LENGTH, _HEAD = range(6)
+(
+    _CALIBRATION_FRAMES,
+    _FALL,
+    _MUSIC_FALL,
+    _RISE,
+    _STEADY_RISE,
+    _STEADY_FRAMES,
+    _STEADY_VARIANCE,
+    _PERCENTILE,
+) = range(8)
+
+
+@kernel
+def floor_steady(state: npt.NDArray[np.float64], params: npt.NDArray[np.float64]) -> bool:
+    """Is the steady window full and its spread within ``steady_spread_db``?"""
+    n = state[_LENGTH]
+    if n < params[_STEADY_FRAMES]:
+        return False
+    mean = state[_SUM] / n
+    variance = max(0.0, state[_SUM_SQ] / n - mean * mean)
+    return bool(variance <= params[_STEADY_VARIANCE])
+
+
+@kernel
+def floor_update(  # noqa: PLR0917 (a kernel takes its buffers as arguments)
+    state: npt.NDArray[np.float64],
+    params: npt.NDArray[np.float64],
+    recent: npt.NDArray[np.float64],
+    calibration: npt.NDArray[np.float64],
+    level: float,
+    speech: bool,
+    music: bool,
+) -> float:
+    """One frame of :meth:`NoiseFloorTracker.update`, by the rules in the module doc."""
+    state[_SEEN] += 1.0
+    # The steady window's running sums.
+    head = int(state[_HEAD])
+    if state[_LENGTH] == recent.size:
+        oldest = recent[head]
+        state[_SUM] -= oldest
+        state[_SUM_SQ] -= oldest * oldest
+    recent[head] = level
+    state[_HEAD] = (head + 1) % recent.size
+    state[_LENGTH] = min(state[_LENGTH] + 1.0, recent.size)
+    state[_SUM] += level
+    state[_SUM_SQ] += level * level
+    seen = int(state[_SEEN])
+    if seen <= params[_CALIBRATION_FRAMES]:
+        calibration[seen - 1] = level
+        ordered = np.sort(calibration[:seen])
+        rank = params[_PERCENTILE] / 100 * (seen - 1)
+        state[_FLOOR] = ordered[int(np.rint(rank))]
+        return float(state[_FLOOR])
+    floor = state[_FLOOR]
+    if level < floor:
+        fall = params[_MUSIC_FALL] if music else params[_FALL]
+        floor += (level - floor) * fall
+    elif floor_steady(state, params):
+        floor += (state[_SUM] / state[_LENGTH] - floor) * params[_STEADY_RISE]
+    elif not speech:
+        floor += (level - floor) * params[_RISE]
+    state[_FLOOR] = floor
+    return float(floor)
+
+
+@kernel
+def floor_rebase(state: npt.NDArray[np.float64], recent: npt.NDArray[np.float64]) -> float:
+    """Lift the floor to the quietest level in the steady window."""
+    n = int(state[_LENGTH])
+    if n:
+        state[_FLOOR] = max(state[_FLOOR], recent[:n].min())
+    return float(state[_FLOOR])

@@ -12,6 +12,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
+
+from callgate.audio.compiled import kernel
+
 
 @dataclass(frozen=True, slots=True)
 class TalkerOptions:
@@ -53,52 +58,97 @@ class TalkerOptions:
 
 
 class TalkerLevel:
-    """Running estimate of the caller's voiced speech level (near its louder syllables)."""
+    """Running estimate of the caller's voiced speech level (near its louder syllables).
+
+    The state and the settings are arrays that the kernels below work on, so that a
+    compiled gate step can call the same kernels.
+    """
 
     def __init__(self, options: TalkerOptions | None = None) -> None:
         self.options = options or TalkerOptions()
         o = self.options
-        self._attack = 1.0 - math.exp(-o.frame_ms / o.attack_time_ms)
-        self._release = 1.0 - math.exp(-o.frame_ms / o.level_time_ms)
-        self._relax = o.relax_db_per_s * o.frame_ms / 1000.0
+        self.params = np.array(
+            [
+                1.0 - math.exp(-o.frame_ms / o.attack_time_ms),
+                1.0 - math.exp(-o.frame_ms / o.level_time_ms),
+                o.relax_db_per_s * o.frame_ms / 1000.0,
+                o.margin_db,
+                o.continue_margin_db,
+                o.hold_margin_db,
+                o.learn_frames,
+            ]
+        )
+        self.state = np.zeros(2)
+        """The caller's level in dBFS (NaN until heard) and the voiced frames heard."""
         self.reset()
 
     def reset(self) -> None:
         """Forget the caller."""
-        self.level_dbfs: float | None = None
-        self._voiced_frames = 0
+        self.state[:] = (math.nan, 0.0)
+
+    @property
+    def level_dbfs(self) -> float | None:
+        """The caller's voiced level, in dBFS; ``None`` before any voiced speech."""
+        level = float(self.state[_LEVEL])
+        return None if math.isnan(level) else level
 
     @property
     def known(self) -> bool:
         """Enough of the caller has been heard to judge candidates by."""
-        return self.level_dbfs is not None and self._voiced_frames >= self.options.learn_frames
+        return talker_known(self.state, self.params)
 
     def update(self, level_dbfs: float, *, voiced_speech: bool) -> None:
         """Account for one frame: voiced confirmed speech teaches, anything else relaxes."""
-        if voiced_speech:
-            self._voiced_frames += 1
-            current = self.level_dbfs if self.level_dbfs is not None else level_dbfs
-            # Fast up, slow down: the reference sits near the caller's louder syllables,
-            # so a quieter background talker confirmed by mistake cannot drag it down.
-            alpha = self._attack if level_dbfs > current else self._release
-            self.level_dbfs = current + (level_dbfs - current) * alpha
-        elif self.level_dbfs is not None:
-            self.level_dbfs -= self._relax
+        talker_update(self.state, self.params, level_dbfs, voiced_speech)
 
     def accepts(self, peak_dbfs: float) -> bool:
         """Could a candidate whose loudest frame is ``peak_dbfs`` be the caller?"""
-        return self._within(peak_dbfs, self.options.margin_db)
+        return talker_within(self.state, self.params, peak_dbfs, MARGIN)
 
     def continues(self, peak_dbfs: float) -> bool:
         """Could a candidate right after the caller's speech, peaking at ``peak_dbfs``, be
         the end of their sentence?"""
-        return self._within(peak_dbfs, self.options.continue_margin_db)
+        return talker_within(self.state, self.params, peak_dbfs, CONTINUE_MARGIN)
 
     def holds(self, level_dbfs: float) -> bool:
         """Is a frame during speech loud enough to be the caller still talking?"""
-        return self._within(level_dbfs, self.options.hold_margin_db)
+        return talker_within(self.state, self.params, level_dbfs, HOLD_MARGIN)
 
-    def _within(self, level_dbfs: float, margin_db: float) -> bool:
-        if not self.known or self.options.margin_db == 0 or self.level_dbfs is None:
-            return True
-        return level_dbfs >= self.level_dbfs - margin_db
+
+_LEVEL, _VOICED = range(2)
+_ATTACK, _RELEASE, _RELAX = range(3)
+MARGIN, CONTINUE_MARGIN, HOLD_MARGIN, _LEARN = range(3, 7)
+"""Where the three margins sit in the settings: the ``margin`` argument of talker_within."""
+
+
+@kernel
+def talker_update(
+    state: npt.NDArray[np.float64], params: npt.NDArray[np.float64], level: float, voiced: bool
+) -> None:
+    """Voiced confirmed speech teaches the level, fast up and slow down, so that it sits
+    near the caller's louder syllables and a quieter background talker confirmed by
+    mistake cannot drag it down; any other frame relaxes it."""
+    if voiced:
+        state[_VOICED] += 1.0
+        current = level if math.isnan(state[_LEVEL]) else state[_LEVEL]
+        alpha = params[_ATTACK] if level > current else params[_RELEASE]
+        state[_LEVEL] = current + (level - current) * alpha
+    elif not math.isnan(state[_LEVEL]):
+        state[_LEVEL] -= params[_RELAX]
+
+
+@kernel
+def talker_known(state: npt.NDArray[np.float64], params: npt.NDArray[np.float64]) -> bool:
+    """Enough voiced frames heard for the level to judge by."""
+    return not math.isnan(state[_LEVEL]) and state[_VOICED] >= params[_LEARN]
+
+
+@kernel
+def talker_within(
+    state: npt.NDArray[np.float64], params: npt.NDArray[np.float64], level: float, margin: int
+) -> bool:
+    """Is ``level`` within the margin at index ``margin`` of the caller's level (always,
+    while the caller is unknown or the talker rule is off)?"""
+    if not talker_known(state, params) or params[MARGIN] == 0.0:
+        return True
+    return bool(level >= state[_LEVEL] - params[margin])
