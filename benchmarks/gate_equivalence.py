@@ -49,6 +49,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "no-residual": {"music_residual": False},
     "no-lookback": {"onset_lookback_ms": 0},
     "word-end": {"machine.word_end_frames": 4},
+    # The second stages, through their Python hooks (Silero; slower).
+    "confirmer": {"confirmer": "silero"},
+    "noise-listener": {"music_listener": True, "noise_listener": True},
 }
 
 

@@ -33,7 +33,7 @@ from callgate.audio.listener import SpeechListener
 from callgate.audio.music import MusicDetector
 from callgate.audio.noise_floor import NoiseFloorTracker
 from callgate.audio.preroll import OnsetRule, PrerollBuffer
-from callgate.audio.state_machine import GateEvent, SpeechStateMachine
+from callgate.audio.state_machine import GateEvent, SpeechStateMachine, machine_recheck
 from callgate.audio.talker import TalkerLevel
 from callgate.audio.voicing import VoicingAnalyzer
 
@@ -356,4 +356,6 @@ def compile_gate_kernels() -> None:
     pcm = np.concatenate([rng.normal(0.0, 30.0, SAMPLE_RATE_HZ), 3000.0 * voiced])
     gate = SpeechGate()
     gate.process_pcm16(pcm.astype(np.int16))
-    gate._floor.rebase()  # only when music starts
+    # Only when music starts: the floor's rebase and the machine's re-check.
+    gate._floor.rebase()
+    machine_recheck(np.array([2, 0, 0, 0, 0, 0, 0, 0, 0], dtype=np.int64))

@@ -38,6 +38,10 @@ import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
+
+from callgate.audio.compiled import kernel
 from callgate.audio.decision import MAYBE_SPEECH, SILENCE, SPEECH, GateState
 
 
@@ -146,30 +150,53 @@ Confirmer = Callable[[], bool]
 
 
 class SpeechStateMachine:
-    """Hysteresis over SNR, one frame at a time. Pure: no audio, no clock."""
+    """Hysteresis over SNR, one frame at a time. Pure: no audio, no clock.
+
+    The counters live in an int array and each frame is one call of :func:`machine_step`,
+    a numba kernel, so that a compiled gate step can run the very same rules.
+    """
 
     def __init__(self, options: StateMachineOptions | None = None) -> None:
         self.options = options or StateMachineOptions()
+        o = self.options
+        self.params = np.array(
+            [
+                o.confirm_frames,
+                o.hangover_frames,
+                o.candidate_dip_frames,
+                o.max_candidate_frames,
+                o.min_voicing,
+                o.voiced_start,
+                o.max_unvoiced_frames,
+                o.word_end_frames,
+                o.rise_frames,
+            ],
+            dtype=np.float64,
+        )
+        self.counters = np.zeros(_COUNTERS, dtype=np.int64)
+        """State, candidate frames, loud, dip, voiced, below, unvoiced, since a near
+        voice, rise: see :func:`machine_step`."""
         self.reset()
 
     def reset(self) -> None:
         """Back to SILENCE with no history."""
-        self.state = SILENCE
-        self.candidate_frames = 0
-        self._loud = 0
-        self._dip = 0
-        self._voiced = False
-        self._below = 0
-        self._unvoiced = 0
-        self._since_near_voice = 0
-        self._rise = 0
+        self.counters[:] = 0
+
+    @property
+    def state(self) -> GateState:
+        """The current state."""
+        return STATES[int(self.counters[_STATE])]
+
+    @property
+    def candidate_frames(self) -> int:
+        """Frames the current candidate has lasted."""
+        return int(self.counters[_CANDIDATE])
 
     def recheck(self) -> Step | None:
         """Make the current candidate or speech qualify again; ``None`` if already silent."""
         if self.state is SILENCE:
             return None
-        self._fire(GateEvent.RECHECK)
-        return Step(SILENCE, GateEvent.RECHECK, "re-check: music started")
+        return _step(*machine_recheck(self.counters))
 
     def step(
         self,
@@ -193,93 +220,204 @@ class SpeechStateMachine:
         waits (a sentence may start softly) and times out like an unvoiced one. ``rise``
         lets the frames just before a new candidate count towards it (``rise_frames``).
         """
-        if self.state is SILENCE:
-            vowel = (
-                voiced_start
-                and self.options.voiced_start > 0
-                and snr_db >= stop_db
-                and voicing >= self.options.voiced_start
-            )
-            if snr_db < start_db and not vowel:
-                self._rise = self._rise + 1 if snr_db >= stop_db else 0
-                return Step(SILENCE, None, "below start")
-            self.candidate_frames = 0
-            self._loud = min(self._rise, self.options.rise_frames) if rise else 0
-            self._rise = 0
-            self._dip = 0
-            self._voiced = False
-            self._fire(GateEvent.ABOVE_START)
-            return self._candidate(snr_db, stop_db, voicing, confirmer, near, fresh=True)
-        if self.state is MAYBE_SPEECH:
-            return self._candidate(snr_db, stop_db, voicing, confirmer, near, fresh=False)
-        voiced = self.options.min_voicing == 0 or voicing >= self.options.min_voicing
-        self._unvoiced = 0 if voiced else self._unvoiced + 1
-        self._since_near_voice = 0 if voiced and not distant else self._since_near_voice + 1
-        word_end = self._since_near_voice <= self.options.word_end_frames
-        if (
-            snr_db >= stop_db
-            and (not distant or word_end)
-            and self._unvoiced <= self.options.max_unvoiced_frames
-        ):
-            self._below = 0
-            return Step(SPEECH, None, "speech")
-        self._below += 1
-        if self._below > self.options.hangover_frames:
-            self._fire(GateEvent.HANGOVER_DONE)
-            return Step(SILENCE, GateEvent.HANGOVER_DONE, "end of speech")
-        return Step(SPEECH, None, "hangover", in_hangover=True)
+        args = (snr_db, start_db, stop_db, voicing, distant, voiced_start, near, rise)
+        if confirmer is None:
+            return _step(*machine_step(self.counters, self.params, *args, NO_CONFIRMER))
+        before = self.counters.copy()
+        outcome = machine_step(self.counters, self.params, *args, ASK_CONFIRMER)
+        if outcome[2] == ASKING:
+            # The DSP rules would confirm: ask, then take the frame again with the answer.
+            self.counters[:] = before
+            answer = CONFIRMED_BY_CONFIRMER if confirmer() else REJECTED_BY_CONFIRMER
+            outcome = machine_step(self.counters, self.params, *args, answer)
+        return _step(*outcome)
 
-    def _candidate(
-        self,
-        snr_db: float,
-        stop_db: float,
-        voicing: float,
-        confirmer: Confirmer | None,
-        near: bool,
-        *,
-        fresh: bool,
-    ) -> Step:
-        o = self.options
-        self.candidate_frames += 1
-        if snr_db < stop_db and not fresh:
-            self._dip += 1
-            if self._dip > o.candidate_dip_frames:
-                self._fire(GateEvent.REJECTED)
-                return Step(
-                    SILENCE,
-                    GateEvent.REJECTED,
-                    "candidate fell below stop",
-                    voiced_candidate=self._voiced,
-                )
-            return self._candidate_timeout() or Step(
-                MAYBE_SPEECH, None, "candidate dip", voiced_candidate=self._voiced
-            )
-        self._dip = 0
-        self._loud += 1
-        self._voiced = self._voiced or o.min_voicing == 0 or voicing >= o.min_voicing
-        event = GateEvent.ABOVE_START if fresh else None
-        if self._loud >= o.confirm_frames and self._voiced and near:
-            if confirmer is None or confirmer():
-                self._below = 0
-                self._unvoiced = 0
-                self._since_near_voice = 0
-                self._fire(GateEvent.CONFIRMED)
-                return Step(SPEECH, GateEvent.CONFIRMED, "onset")
-            self._fire(GateEvent.REJECTED)
-            return Step(
-                SILENCE, GateEvent.REJECTED, "confirmer rejected candidate", voiced_candidate=True
-            )
-        return self._candidate_timeout() or Step(
-            MAYBE_SPEECH, event, "candidate", voiced_candidate=self._voiced
+
+STATES: tuple[GateState, ...] = (SILENCE, MAYBE_SPEECH, SPEECH)
+"""The states by their number in the kernels."""
+EVENTS: tuple[GateEvent | None, ...] = (None, *GateEvent)
+"""The events by their number in the kernels (0: none)."""
+REASONS: tuple[str, ...] = (
+    "below start",
+    "candidate",
+    "candidate dip",
+    "candidate fell below stop",
+    "onset",
+    "confirmer rejected candidate",
+    "candidate too distant",
+    "no voicing in candidate",
+    "speech",
+    "hangover",
+    "end of speech",
+    "re-check: music started",
+    "asking the confirmer",
+)
+"""Why a step went as it did, by its number in the kernels."""
+(
+    _BELOW_START,
+    _CANDIDATE_REASON,
+    _CANDIDATE_DIP,
+    _FELL_BELOW_STOP,
+    _ONSET,
+    _CONFIRMER_REJECTED,
+    _TOO_DISTANT,
+    _NO_VOICING,
+    _SPEECH_REASON,
+    _HANGOVER,
+    _END_OF_SPEECH,
+    _RECHECKED,
+    ASKING,
+) = range(len(REASONS))
+NO_CONFIRMER, ASK_CONFIRMER, CONFIRMED_BY_CONFIRMER, REJECTED_BY_CONFIRMER = range(4)
+"""What ``machine_step`` knows of the second stage: there is none; there is one, ask it
+(the step stops with ``ASKING`` when the DSP rules would confirm); it said yes; it said no."""
+_ABOVE_START, _CONFIRMED, _REJECTED, _HANGOVER_DONE, _RECHECK = range(1, 6)
+_SILENCE, _MAYBE, _SPEECH = range(3)
+_TABLE = np.full((len(STATES), len(EVENTS)), -1, dtype=np.int64)
+for (_source, _fired), _target in TRANSITIONS.items():
+    _TABLE[STATES.index(_source), EVENTS.index(_fired)] = STATES.index(_target)
+_COUNTERS = 9
+_STATE, _CANDIDATE, _LOUD, _DIP, _VOICED, _BELOW, _UNVOICED, _SINCE_NEAR, _RISE = range(9)
+(
+    _CONFIRM_FRAMES,
+    _HANGOVER_FRAMES,
+    _DIP_FRAMES,
+    _MAX_CANDIDATE,
+    _MIN_VOICING,
+    _VOICED_START,
+    _MAX_UNVOICED,
+    _WORD_END,
+    _RISE_FRAMES,
+) = range(9)
+
+
+def _step(state: int, event: int, reason: int, in_hangover: bool, voiced: bool) -> Step:
+    if state < 0:
+        fired = EVENTS[event]
+        name = fired.value if fired is not None else "none"
+        raise InvalidTransitionError(
+            f"can't handle event {name} in state {STATES[-state - 1].value}"
         )
+    return Step(STATES[state], EVENTS[event], REASONS[reason], in_hangover, voiced)
 
-    def _candidate_timeout(self) -> Step | None:
-        if self.candidate_frames < self.options.max_candidate_frames:
-            return None
-        self._fire(GateEvent.REJECTED)
-        if self._voiced:
-            return Step(SILENCE, GateEvent.REJECTED, "candidate too distant", voiced_candidate=True)
-        return Step(SILENCE, GateEvent.REJECTED, "no voicing in candidate")
 
-    def _fire(self, event: GateEvent) -> None:
-        self.state = next_state(self.state, event)
+Outcome = tuple[int, int, int, bool, bool]
+"""(state, event, reason, in hangover, voiced candidate), by number; a negative state
+-(s + 1) means the event is not allowed in state s (a bug: see TRANSITIONS)."""
+
+
+@kernel
+def _fire(counters: npt.NDArray[np.int64], event: int) -> bool:
+    """Move by the table; False (state unchanged) when the move is not in it."""
+    target = _TABLE[counters[_STATE], event]
+    if target < 0:
+        return False
+    counters[_STATE] = target
+    return True
+
+
+@kernel
+def _event(
+    counters: npt.NDArray[np.int64], event: int, reason: int, in_hangover: bool, voiced: bool
+) -> Outcome:
+    """Fire ``event`` and describe the step, or report that the table forbids it."""
+    if not _fire(counters, event):
+        return -counters[_STATE] - 1, event, reason, in_hangover, voiced
+    return counters[_STATE], event, reason, in_hangover, voiced
+
+
+@kernel
+def machine_recheck(counters: npt.NDArray[np.int64]) -> Outcome:
+    """Drop a candidate or speech back to SILENCE, to qualify again (music started)."""
+    return _event(counters, _RECHECK, _RECHECKED, False, False)
+
+
+@kernel
+def machine_step(  # noqa: PLR0917 (the rules, as in the module doc)
+    counters: npt.NDArray[np.int64],
+    params: npt.NDArray[np.float64],
+    snr: float,
+    start: float,
+    stop: float,
+    voicing: float,
+    distant: bool,
+    voiced_start: bool,
+    near: bool,
+    rise: bool,
+    confirmer: int,
+) -> Outcome:
+    """One frame of :meth:`SpeechStateMachine.step`, by the rules in the module doc."""
+    c, p = counters, params
+    if c[_STATE] == _SILENCE:
+        vowel = (
+            voiced_start and p[_VOICED_START] > 0 and snr >= stop and voicing >= p[_VOICED_START]
+        )
+        if snr < start and not vowel:
+            c[_RISE] = c[_RISE] + 1 if snr >= stop else 0
+            return _SILENCE, 0, _BELOW_START, False, False
+        c[_CANDIDATE] = 0
+        c[_LOUD] = min(c[_RISE], int(p[_RISE_FRAMES])) if rise else 0
+        c[_RISE] = 0
+        c[_DIP] = 0
+        c[_VOICED] = 0
+        if not _fire(c, _ABOVE_START):
+            return -c[_STATE] - 1, _ABOVE_START, _CANDIDATE_REASON, False, False
+        return _candidate(c, p, snr, stop, voicing, near, True, confirmer)
+    if c[_STATE] == _MAYBE:
+        return _candidate(c, p, snr, stop, voicing, near, False, confirmer)
+    voiced = p[_MIN_VOICING] == 0 or voicing >= p[_MIN_VOICING]
+    c[_UNVOICED] = 0 if voiced else c[_UNVOICED] + 1
+    c[_SINCE_NEAR] = 0 if voiced and not distant else c[_SINCE_NEAR] + 1
+    word_end = c[_SINCE_NEAR] <= p[_WORD_END]
+    if snr >= stop and (not distant or word_end) and c[_UNVOICED] <= p[_MAX_UNVOICED]:
+        c[_BELOW] = 0
+        return _SPEECH, 0, _SPEECH_REASON, False, False
+    c[_BELOW] += 1
+    if c[_BELOW] > p[_HANGOVER_FRAMES]:
+        return _event(c, _HANGOVER_DONE, _END_OF_SPEECH, False, False)
+    return _SPEECH, 0, _HANGOVER, True, False
+
+
+@kernel
+def _candidate(  # noqa: PLR0917
+    c: npt.NDArray[np.int64],
+    p: npt.NDArray[np.float64],
+    snr: float,
+    stop: float,
+    voicing: float,
+    near: bool,
+    fresh: bool,
+    confirmer: int,
+) -> Outcome:
+    c[_CANDIDATE] += 1
+    if snr < stop and not fresh:
+        c[_DIP] += 1
+        if c[_DIP] > p[_DIP_FRAMES]:
+            return _event(c, _REJECTED, _FELL_BELOW_STOP, False, c[_VOICED] == 1)
+        if c[_CANDIDATE] >= p[_MAX_CANDIDATE]:
+            return _timeout(c)
+        return _MAYBE, 0, _CANDIDATE_DIP, False, c[_VOICED] == 1
+    c[_DIP] = 0
+    c[_LOUD] += 1
+    if p[_MIN_VOICING] == 0 or voicing >= p[_MIN_VOICING]:
+        c[_VOICED] = 1
+    event = _ABOVE_START if fresh else 0
+    if c[_LOUD] >= p[_CONFIRM_FRAMES] and c[_VOICED] == 1 and near:
+        if confirmer == ASK_CONFIRMER:
+            return c[_STATE], event, ASKING, False, True
+        if confirmer != REJECTED_BY_CONFIRMER:
+            c[_BELOW] = 0
+            c[_UNVOICED] = 0
+            c[_SINCE_NEAR] = 0
+            return _event(c, _CONFIRMED, _ONSET, False, False)
+        return _event(c, _REJECTED, _CONFIRMER_REJECTED, False, True)
+    if c[_CANDIDATE] >= p[_MAX_CANDIDATE]:
+        return _timeout(c)
+    return _MAYBE, event, _CANDIDATE_REASON, False, c[_VOICED] == 1
+
+
+@kernel
+def _timeout(c: npt.NDArray[np.int64]) -> Outcome:
+    if c[_VOICED] == 1:
+        return _event(c, _REJECTED, _TOO_DISTANT, False, True)
+    return _event(c, _REJECTED, _NO_VOICING, False, False)
