@@ -68,7 +68,9 @@ class SpeechGate:
         # One frame more than the evidence: a word's first samples rise inside that frame.
         self._onset_margin = 1
         self._onset_rule = OnsetRule(o.onset_snr_db, o.onset_dip_frames, o.onset_gap_frames)
-        self._preroll = PrerollBuffer(o.lookback_frames + self._max_attempt_frames)
+        self._preroll = PrerollBuffer(
+            o.lookback_frames + self._max_attempt_frames, self._frame_samples
+        )
         self._agc = SpeechAgc(o.agc)
         self._talker = TalkerLevel(o.talker)
         self._min_voicing = o.machine.min_voicing

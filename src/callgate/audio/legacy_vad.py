@@ -50,7 +50,7 @@ class LegacyEnergyVad:
         self._frame_samples = o.frame_ms * SAMPLE_RATE_HZ // 1000
         self._threshold_dbfs = rms_to_dbfs(o.min_speech_rms / 32768.0)
         self._reframer = Reframer(self._frame_samples)
-        self._preroll = PrerollBuffer(o.preroll_ms // o.frame_ms)
+        self._preroll = PrerollBuffer(o.preroll_ms // o.frame_ms, self._frame_samples)
         self.reset()
 
     @property

@@ -8,12 +8,12 @@ onset in noise lies further back than the fixed pre-roll reaches.
 
 from __future__ import annotations
 
-import math
-from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+
+from callgate.audio.compiled import kernel
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,18 +29,27 @@ class OnsetRule:
 
 
 class PrerollBuffer:
-    """Ring of the most recent unsent frames, each with the SNR it was judged at."""
+    """Ring of the most recent unsent frames, each with the SNR it was judged at.
 
-    def __init__(self, max_frames: int) -> None:
+    Frames, SNRs and flags live in arrays that the kernels below work on, so that a
+    compiled gate step can run the same pre-roll.
+    """
+
+    def __init__(self, max_frames: int, frame_samples: int = 160) -> None:
         if max_frames < 0:
             raise ValueError(f"max_frames must be >= 0, got {max_frames}")
         self.max_frames = max_frames
-        self._frames: deque[npt.NDArray[np.int16]] = deque(maxlen=max_frames or None)
-        self._snr: deque[float] = deque(maxlen=max_frames or None)
-        self._voiced: deque[bool] = deque(maxlen=max_frames or None)
+        self.frame_samples = frame_samples
+        slots = max(max_frames, 1)
+        self.frames = np.zeros((slots, frame_samples), dtype=np.int16)
+        self.snr = np.zeros(slots)
+        """Each frame's SNR; -inf marks another talker's syllable."""
+        self.voiced = np.zeros(slots, dtype=np.bool_)
+        self.counters = np.zeros(2, dtype=np.int64)
+        """How many frames are held, and the slot the next one goes to."""
 
     def __len__(self) -> int:
-        return len(self._frames)
+        return int(self.counters[_LENGTH])
 
     def push(
         self,
@@ -56,10 +65,12 @@ class PrerollBuffer:
         ``foreign`` one of somebody else (far quieter than the caller): no evidence, and
         the lookback never reaches past it.
         """
+        if frame.size != self.frame_samples:
+            raise ValueError(f"pre-roll frames are {self.frame_samples} samples, got {frame.size}")
         if self.max_frames:
-            self._frames.append(frame)
-            self._snr.append(-math.inf if foreign else snr_db)
-            self._voiced.append(voiced)
+            preroll_push(
+                self.frames, self.snr, self.voiced, self.counters, frame, snr_db, voiced, foreign
+            )
 
     def evidence_run(self, skip: int, rule: OnsetRule, limit: int) -> int:
         """How far before the newest ``skip`` frames the speech began, at most ``limit``.
@@ -72,44 +83,85 @@ class PrerollBuffer:
         Returns the distance of the earliest frame found, counted from the newest ``skip``;
         0 when nothing before them looks like speech.
         """
-        snr, voiced = self._snr, self._voiced
-        newest = len(snr) - skip - 1
-        limit = min(limit, newest + 1)
-        run = 0
-        gap = 0
-        for reach in range(1, limit + 1):
-            if snr[newest - reach + 1] == -math.inf:
-                limit = reach - 1
-                break
-            if voiced[newest - reach + 1]:
-                run, gap = reach, 0
-            else:
-                gap += 1
-                if gap > rule.gap:
-                    break
-        dip = 0
-        for reach in range(run + 1, limit + 1):
-            level = snr[newest - reach + 1]
-            if level >= rule.snr_db:
-                run, dip = reach, 0
-            elif level == -math.inf:
-                break
-            else:
-                dip += 1
-                if dip > rule.dip:
-                    break
-        return run
+        return preroll_evidence(
+            self.snr, self.voiced, self.counters, skip, rule.snr_db, rule.dip, rule.gap, limit
+        )
 
     def drain(self, frames: int | None = None) -> list[npt.NDArray[np.int16]]:
         """Return the newest ``frames`` frames (default all), oldest first; empty the ring."""
-        kept = list(self._frames)
+        held = len(self)
+        count = held if frames is None else min(frames, held)
+        first = int(self.counters[_HEAD]) - count
+        kept = [self.frames[(first + k) % self.frames.shape[0]].copy() for k in range(count)]
         self.clear()
-        if frames is not None:
-            kept = kept[len(kept) - min(frames, len(kept)) :]
         return kept
 
     def clear(self) -> None:
         """Forget everything, e.g. after the frames were sent."""
-        self._frames.clear()
-        self._snr.clear()
-        self._voiced.clear()
+        self.counters[:] = 0
+
+
+_LENGTH, _HEAD = range(2)
+
+
+@kernel
+def preroll_push(  # noqa: PLR0917 (a kernel takes its buffers as arguments)
+    frames: npt.NDArray[np.int16],
+    snr: npt.NDArray[np.float64],
+    voiced: npt.NDArray[np.bool_],
+    counters: npt.NDArray[np.int64],
+    frame: npt.NDArray[np.int16],
+    snr_db: float,
+    is_voiced: bool,
+    foreign: bool,
+) -> None:
+    """Write a frame into the ring's next slot."""
+    slot = counters[_HEAD]
+    frames[slot, :] = frame
+    snr[slot] = -np.inf if foreign else snr_db
+    voiced[slot] = is_voiced
+    counters[_HEAD] = (slot + 1) % snr.size
+    counters[_LENGTH] = min(counters[_LENGTH] + 1, snr.size)
+
+
+@kernel
+def preroll_evidence(  # noqa: PLR0917
+    snr: npt.NDArray[np.float64],
+    voiced: npt.NDArray[np.bool_],
+    counters: npt.NDArray[np.int64],
+    skip: int,
+    rule_snr: float,
+    rule_dip: int,
+    rule_gap: int,
+    limit: int,
+) -> int:
+    """:meth:`PrerollBuffer.evidence_run` over the ring."""
+    size = snr.size
+    # The ring slot of the frame ``reach`` frames before the newest ``skip``.
+    newest = counters[_HEAD] - 1 - skip
+    limit = min(limit, counters[_LENGTH] - skip)
+    run = 0
+    gap = 0
+    for reach in range(1, limit + 1):
+        slot = (newest - reach + 1) % size
+        if snr[slot] == -np.inf:
+            limit = reach - 1
+            break
+        if voiced[slot]:
+            run, gap = reach, 0
+        else:
+            gap += 1
+            if gap > rule_gap:
+                break
+    dip = 0
+    for reach in range(run + 1, limit + 1):
+        level = snr[(newest - reach + 1) % size]
+        if level >= rule_snr:
+            run, dip = reach, 0
+        elif level == -np.inf:
+            break
+        else:
+            dip += 1
+            if dip > rule_dip:
+                break
+    return run
