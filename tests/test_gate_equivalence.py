@@ -45,6 +45,7 @@ class _ReferenceHeldShare:
     def __init__(self, det: MusicDetector) -> None:
         self.det = det
         self.runs = np.zeros(det._band.stop - det._band.start, dtype=np.int32)
+        self.residual_db: float | None = None
 
     def __call__(self, window: Float) -> float:
         det = self.det
@@ -71,7 +72,7 @@ class _ReferenceHeldShare:
             near_held[1:] |= held_bins[:-1]
             near_held[:-1] |= held_bins[1:]
             power = spectrum * spectrum
-            det.last_residual_db = 10.0 * float(np.log10(power[~near_held].sum() + 1e-12))
+            self.residual_db = 10.0 * float(np.log10(power[~near_held].sum() + 1e-12))
         peak_power = spectrum[is_peak] ** 2
         total = float(peak_power.sum())
         if total <= 0.0:
@@ -107,7 +108,7 @@ class _ReferenceMusic:
             self.last_residual_db = None
         elif self.frame % det._hop_frames == 0:
             held = self.held_share(window)
-            self.last_residual_db = det.last_residual_db
+            self.last_residual_db = self.held_share.residual_db
         else:
             held = self.last_held_share
         self.last_held_share = held

@@ -42,83 +42,138 @@ class AgcOptions:
 
 
 class SpeechAgc:
-    """Gain state carried across the utterances of one call."""
+    """Gain state carried across the utterances of one call.
+
+    The gain and the speech level live in an array that the kernels below work on, so
+    that a compiled gate step can apply the very same gain.
+    """
 
     def __init__(self, options: AgcOptions | None = None) -> None:
         self.options = options or AgcOptions()
-        self._alpha = 1.0 - math.exp(-self.options.frame_ms / self.options.level_time_ms)
+        o = self.options
+        self._alpha = 1.0 - math.exp(-o.frame_ms / o.level_time_ms)
+        self.params = np.array(
+            [self._alpha, o.target_dbfs, o.max_gain_db, o.max_cut_db, o.max_step_db]
+        )
+        self.state = np.zeros(2)
+        """The gain in dB, and the smoothed speech level in dBFS (NaN before any)."""
         self.reset()
 
     def reset(self) -> None:
         """Forget the talker's level."""
-        self.gain_db = 0.0
-        self._speech_dbfs: float | None = None
+        self.state[:] = (0.0, math.nan)
+
+    @property
+    def gain_db(self) -> float:
+        """The gain the last frame ended at, in dB."""
+        return float(self.state[_GAIN])
+
+    @gain_db.setter
+    def gain_db(self, value: float) -> None:
+        self.state[_GAIN] = value
+
+    @property
+    def _speech_dbfs(self) -> float | None:
+        level = float(self.state[_SPEECH])
+        return None if math.isnan(level) else level
+
+    @_speech_dbfs.setter
+    def _speech_dbfs(self, value: float | None) -> None:
+        self.state[_SPEECH] = math.nan if value is None else value
 
     def _desired(self) -> float:
-        o = self.options
-        if self._speech_dbfs is None:
-            return 0.0
-        return min(o.max_gain_db, max(-o.max_cut_db, o.target_dbfs - self._speech_dbfs))
+        return agc_desired(self.state, self.params)
 
     def start_utterance(self, level_dbfs: float) -> None:
         """Seed the level at an onset, so the first words already get a fitting gain."""
-        if self._speech_dbfs is None:
-            self._speech_dbfs = level_dbfs
-            self.gain_db = self._desired()
+        agc_start(self.state, self.params, level_dbfs)
 
     def apply(
         self, frame: npt.NDArray[np.int16], level_dbfs: float, *, speech: bool
     ) -> tuple[npt.NDArray[np.int16], float]:
         """Gain one sent frame. ``speech`` frames update the level; hangover frames do not."""
-        o = self.options
-        if speech:
-            current = self._speech_dbfs if self._speech_dbfs is not None else level_dbfs
-            self._speech_dbfs = current + (level_dbfs - current) * self._alpha
-        previous = self.gain_db
-        step = min(o.max_step_db, max(-o.max_step_db, self._desired() - previous))
-        gain = previous + step
-        # Never clip: back the gain off so the frame's peak stays inside int16.
-        peak = _peak_magnitude(frame) if frame.size else 0
-        if peak:
-            gain = min(gain, 20.0 * math.log10(32767.0 / peak))
-        gain = min(o.max_gain_db, max(-o.max_cut_db, gain))
-        self.gain_db = gain
-        return self.gained(frame, previous, gain), gain
+        out = np.empty(frame.size, dtype=np.int16)
+        gain = agc_apply(self.state, self.params, frame, level_dbfs, speech, out)
+        return out, gain
 
     def gained(
         self, frame: npt.NDArray[np.int16], from_db: float, to_db: float
     ) -> npt.NDArray[np.int16]:
         """Apply a gain ramp from ``from_db`` to ``to_db`` across the frame."""
-        if from_db == to_db == 0.0:
-            return frame
         out = np.empty(frame.size, dtype=np.int16)
-        step = (to_db - from_db) / frame.size if frame.size else 0.0
-        if from_db != to_db and step == 0.0:
-            # A change too small for the step to be represented: linspace's way.
-            ramp = np.linspace(from_db, to_db, frame.size, endpoint=False)
-            scaled = np.rint(frame * 10.0 ** (ramp / 20.0))
-            out[:] = np.minimum(np.maximum(scaled, -32768.0), 32767.0)
-        else:
-            _ramp_gain(frame, from_db, step, out)
+        gain_ramp(frame, from_db, to_db, out)
         return out
 
 
+_GAIN, _SPEECH = range(2)
+_ALPHA, _TARGET, _MAX_GAIN, _MAX_CUT, _MAX_STEP = range(5)
+
+
 @kernel
-def _peak_magnitude(frame: npt.NDArray[np.int16]) -> int:
-    """The largest sample magnitude, in a wider int so -32768 counts as 32768."""
+def agc_desired(state: npt.NDArray[np.float64], params: npt.NDArray[np.float64]) -> float:
+    """The gain that brings the speech level to the target, within the bounds."""
+    if math.isnan(state[_SPEECH]):
+        return 0.0
+    target = params[_TARGET] - state[_SPEECH]
+    return float(min(params[_MAX_GAIN], max(-params[_MAX_CUT], target)))
+
+
+@kernel
+def agc_start(
+    state: npt.NDArray[np.float64], params: npt.NDArray[np.float64], level: float
+) -> None:
+    """Seed the speech level at the first onset, and jump to its gain."""
+    if math.isnan(state[_SPEECH]):
+        state[_SPEECH] = level
+        state[_GAIN] = agc_desired(state, params)
+
+
+@kernel
+def agc_apply(  # noqa: PLR0917 (a kernel takes its buffers as arguments)
+    state: npt.NDArray[np.float64],
+    params: npt.NDArray[np.float64],
+    frame: npt.NDArray[np.int16],
+    level: float,
+    speech: bool,
+    out: npt.NDArray[np.int16],
+) -> float:
+    """Gain one sent chunk into ``out`` (its first ``frame.size`` samples); returns the gain.
+
+    The gain moves towards the desired one by at most ``max_step_db``, backs off so the
+    chunk's peak stays inside int16, and ramps across the chunk from the previous gain.
+    """
+    if speech:
+        current = level if math.isnan(state[_SPEECH]) else state[_SPEECH]
+        state[_SPEECH] = current + (level - current) * params[_ALPHA]
+    previous = state[_GAIN]
+    limit = params[_MAX_STEP]
+    gain = previous + min(limit, max(-limit, agc_desired(state, params) - previous))
     peak = 0
     for sample in frame:
-        peak = max(peak, abs(int(sample)))
-    return peak
+        peak = max(peak, abs(int(sample)))  # in a wider int: -32768 counts as 32768
+    if peak:
+        gain = min(gain, 20.0 * math.log10(32767.0 / peak))
+    gain = min(params[_MAX_GAIN], max(-params[_MAX_CUT], gain))
+    state[_GAIN] = gain
+    gain_ramp(frame, previous, gain, out)
+    return float(gain)
 
 
 @kernel
-def _ramp_gain(
-    frame: npt.NDArray[np.int16], from_db: float, step_db: float, out: npt.NDArray[np.int16]
+def gain_ramp(
+    frame: npt.NDArray[np.int16], from_db: float, to_db: float, out: npt.NDArray[np.int16]
 ) -> None:
-    """``out`` = the frame times a gain rising by ``step_db`` per sample from ``from_db``
-    (``linspace(from_db, to_db, n, endpoint=False)``, by its own arithmetic), rounded
-    half to even and clipped to int16."""
-    for i in range(frame.size):
-        gain = 10.0 ** ((i * step_db + from_db) / 20.0)
-        out[i] = min(max(np.rint(frame[i] * gain), -32768.0), 32767.0)
+    """``out`` = the frame times a gain ramp from ``from_db`` towards ``to_db``
+    (``linspace(from_db, to_db, n, endpoint=False)``, by its own arithmetic), rounded half
+    to even and clipped to int16."""
+    n = frame.size
+    if from_db == 0.0 and to_db == 0.0:
+        out[:n] = frame
+        return
+    delta = to_db - from_db
+    step = delta / n
+    # linspace's own way when the step underflows to zero: i / n * delta.
+    underflow = step == 0.0 and delta != 0.0
+    for i in range(n):
+        ramp = i / n * delta + from_db if underflow else i * step + from_db
+        out[i] = min(max(np.rint(frame[i] * 10.0 ** (ramp / 20.0)), -32768.0), 32767.0)

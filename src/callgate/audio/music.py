@@ -96,7 +96,6 @@ class MusicDetector:
 
     def reset(self) -> None:
         """Forget everything, as at the start of a new call."""
-        self.music = False
         bins = self._band.stop - self._band.start
         # Work buffers, reused every frame; the peak runs carry over between analyses.
         self._amplitude = np.zeros(bins)
@@ -105,14 +104,11 @@ class MusicDetector:
         self._runs = np.zeros(bins, dtype=np.int32)
         self._dilated_runs = np.zeros(bins, dtype=np.int32)
         # The last on_ms of held shares and activity, as rings, and the running counts:
-        # held sum, active count, quiet frames, frames seen, ring length, ring head, music.
+        # held sum, active count, quiet frames, frames seen, ring length, ring head, music,
+        # the newest held share, the newest residual and whether there is one.
         self._scores = np.zeros(self._on_frames)
         self._actives = np.zeros(self._on_frames)
-        self._counts = np.zeros(7)
-        self.last_held_share = 0.0
-        self.last_residual_db: float | None = None
-        """Power between the held notes (bins within one of a held peak left out), in dB
-        on the spectrum's own scale; ``None`` for a silent frame or when not asked for."""
+        self._counts = np.zeros(10)
 
     @property
     def likelihood(self) -> float:
@@ -122,7 +118,7 @@ class MusicDetector:
 
     def update(self, window: npt.NDArray[np.float64], level_dbfs: float) -> bool:
         """Analyse the newest window; ``level_dbfs`` is the newest frame's level."""
-        music, held, residual, residual_db = _update(
+        return music_update(
             window,
             level_dbfs,
             self._window,
@@ -138,13 +134,22 @@ class MusicDetector:
             self._counts,
             self._settings,
         )
-        self.music = music
-        self.last_held_share = held
-        if residual == _RESIDUAL_NONE:
-            self.last_residual_db = None
-        elif residual == _RESIDUAL_NEW:
-            self.last_residual_db = residual_db
-        return music
+
+    @property
+    def music(self) -> bool:
+        """Music is on: the stricter thresholds apply."""
+        return bool(self._counts[_MUSIC])
+
+    @property
+    def last_held_share(self) -> float:
+        """The newest frame's share of peak power in held notes."""
+        return float(self._counts[_HELD])
+
+    @property
+    def last_residual_db(self) -> float | None:
+        """Power between the held notes (bins within one of a held peak left out), in dB
+        on the spectrum's own scale; ``None`` for a silent frame or when not asked for."""
+        return float(self._counts[_RESIDUAL]) if self._counts[_RESIDUAL_VALID] else None
 
 
 @kernel
@@ -222,13 +227,12 @@ def _peaks(  # noqa: PLR0917 (a kernel takes its buffers as arguments)
 
 
 # Where update's running counts sit in their array.
-_HELD_SUM, _ACTIVE, _QUIET, _FRAME, _LENGTH, _HEAD, _MUSIC = range(7)
-# What happened to the residual: cleared (a silent frame), measured anew, or kept.
-_RESIDUAL_NONE, _RESIDUAL_NEW, _RESIDUAL_KEPT = range(3)
+(_HELD_SUM, _ACTIVE, _QUIET, _FRAME, _LENGTH, _HEAD) = range(6)
+(_MUSIC, _HELD, _RESIDUAL, _RESIDUAL_VALID) = range(6, 10)
 
 
 @kernel
-def _update(  # noqa: PLR0917 (a kernel takes its buffers as arguments)
+def music_update(  # noqa: PLR0917 (a kernel takes its buffers as arguments)
     window: npt.NDArray[np.float64],
     level_dbfs: float,
     taper: npt.NDArray[np.float64],
@@ -243,18 +247,16 @@ def _update(  # noqa: PLR0917 (a kernel takes its buffers as arguments)
     actives: npt.NDArray[np.float64],
     counts: npt.NDArray[np.float64],
     settings: npt.NDArray[np.float64],
-) -> tuple[bool, float, int, float]:
-    """One frame of :meth:`MusicDetector.update`: (music flag, held share, what became of
-    the residual, the new residual in dB). ``counts`` and the rings carry the state."""
+) -> bool:
+    """One frame of :meth:`MusicDetector.update`: is music on? ``counts`` and the rings
+    carry the state, the newest held share and residual included."""
     min_level, hop, prominence, held_frames, residual_held = settings[:5]
     on_frames, off_frames, held_share_on, active_share_on = settings[5:9]
     active = level_dbfs >= min_level
     counts[_FRAME] += 1.0
     held = 0.0
-    residual = _RESIDUAL_KEPT
-    residual_db = np.nan
     if not active:
-        residual = _RESIDUAL_NONE
+        counts[_RESIDUAL_VALID] = 0.0
     elif counts[_FRAME] % hop == 0:
         held, residual_db = _peaks(
             window,
@@ -271,7 +273,8 @@ def _update(  # noqa: PLR0917 (a kernel takes its buffers as arguments)
             int(residual_held),
         )
         if residual_held:
-            residual = _RESIDUAL_NEW
+            counts[_RESIDUAL] = residual_db
+            counts[_RESIDUAL_VALID] = 1.0
     else:
         # Music is judged over seconds: one spectrum every hop_ms is plenty, and in
         # between the last one stands.
@@ -301,4 +304,5 @@ def _update(  # noqa: PLR0917 (a kernel takes its buffers as arguments)
         if counts[_QUIET] >= off_frames:
             counts[_MUSIC] = 0.0
             counts[_QUIET] = 0.0
-    return counts[_MUSIC] == 1.0, held, residual, residual_db
+    counts[_HELD] = held
+    return bool(counts[_MUSIC] == 1.0)
