@@ -99,6 +99,13 @@ bed = NOISE_BEDS["music_loud"](6.0, 8000, rng)
 voice = np.concatenate([np.zeros(16000), speech_like(3.0, rng, 8000), np.zeros(8000)])
 call = mix_at_snr(voice, bed, 5.0)
 SpeechGate().process_pcm16((np.clip(call, -1, 1) * 32767).astype(np.int16))
+# A gate with a confirmer takes the frame in two halves.
+from callgate.audio.gate_step import gate_analyse, gate_decide
+from callgate.audio.state_machine import ASK_CONFIRMER
+gate = SpeechGate()
+frame = np.zeros(160, dtype=np.int16)
+analysis = gate_analyse(frame, *gate._analyse_arrays, 0.0, np.nan)
+gate_decide(frame, 1, analysis, 0.0, *gate._decide_arrays, ASK_CONFIRMER)
 late = sorted(name for name, k in kernels.items() if len(k.signatures) != before[name])
 print(len(kernels), late)
 """

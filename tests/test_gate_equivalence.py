@@ -1,20 +1,18 @@
-"""The gate's fast paths decide exactly what the plain numpy/scipy formulations decided.
+"""The gate's compiled paths decide exactly what the plain formulations decided.
 
-The per-frame hot path (music detector, voicing, band-pass, AGC, re-framing) computes in
-place, through preallocated buffers, the C core behind numpy.fft, and compiled kernels
-(``callgate.audio.compiled``). Here a reference gate runs the straightforward formulations
-those replaced (as of 032f824), swapped into the same ``SpeechGate``, over synthesized
-calls with music, a horn, a voice and an echo guard that comes and goes. Every decision
-of every frame (state, sent, reason, counts, the sent audio) must be identical, and every
-float within 1e-12 relative: the kernels take magnitudes with the C library's ``hypot``,
-where numpy uses its own SIMD routine on AVX-512 machines, and the two may differ in the
-last bit. The whole benchmark corpus is compared by ``python -m benchmarks.gate_equivalence``
-(see its docstring).
+Two checks. Stage by stage: the compiled music detector, voicing, band-pass and AGC
+against the straightforward numpy/scipy formulations they replaced (as of 032f824), on
+synthesized calls (``tests/gate_calls.py``). And the whole gate, whose frame now runs as
+one compiled step, against a record of every decision the gate made on those calls before
+it was compiled (``tests/golden/gate_decisions.npz``): state, sent, reason, counts and
+the sent audio exactly, floats within 1e-9. The kernels take magnitudes with the C
+library's functions where numpy uses its own SIMD routines on AVX-512 machines, so the
+last bit of a float may differ. The whole benchmark corpus is compared by
+``python -m benchmarks.gate_equivalence`` (see its docstring).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections import deque
 from typing import Any
@@ -24,15 +22,23 @@ import numpy.typing as npt
 import pytest
 from scipy.signal import lfilter
 
-from callgate.audio import GateOptions, SpeechGate
+from callgate.audio import SpeechGate
 from callgate.audio.agc import SpeechAgc
 from callgate.audio.bandpass import SpeechBandFilter
-from callgate.audio.decision import FrameDecision
 from callgate.audio.music import MusicDetector
 from callgate.audio.voicing import VoicingAnalyzer
+from tests.gate_calls import (
+    CALLS,
+    CASES,
+    FRAME,
+    RECORD,
+    case_key,
+    decisions_for,
+    exact_row,
+    float_row,
+    run,
+)
 
-RATE = 8000
-FRAME = 160
 Float = npt.NDArray[np.float64]
 
 
@@ -186,151 +192,85 @@ def _reference_apply(agc: SpeechAgc) -> Any:
     return apply
 
 
-def reference_gate(options: GateOptions) -> SpeechGate:
-    """A gate whose hot-path stages run the plain formulations."""
-    gate = SpeechGate(options)
-    gate._music = _ReferenceMusic(gate._music)  # type: ignore[assignment]
-    voicing = gate._voicing
-
-    def periodicity(window: Float) -> float:
-        return _reference_periodicity(voicing, window)
-
-    gate._voicing.periodicity = periodicity  # type: ignore[method-assign]
-    gate._filter.process = _ReferenceFilter(gate._filter)  # type: ignore[method-assign]
-    gate._agc.apply = _reference_apply(gate._agc)  # type: ignore[method-assign]
-    return gate
+def _windows(pcm: npt.NDArray[np.int16]) -> list[Float]:
+    """The gate's 40 ms analysis windows of the band-passed call, one per frame."""
+    filtered = lfilter(*_filter_coefficients(), pcm.astype(np.float64) / 32768.0)
+    history = np.concatenate([np.zeros(2 * FRAME), filtered])
+    return [history[k : k + 2 * FRAME] for k in range(FRAME, filtered.size + 1, FRAME)]
 
 
-# --- synthesized calls ------------------------------------------------------------------
+def _filter_coefficients() -> tuple[Float, Float]:
+    band = SpeechBandFilter()
+    return band._b, band._a
 
 
-def _db(dbfs: float) -> float:
-    return float(10.0 ** (dbfs / 20.0))
-
-
-def _voice(seconds: float, dbfs: float, rng: np.random.Generator, pitch: float = 130.0) -> Float:
-    """Syllables: gliding harmonics under a 4 Hz envelope with gaps."""
-    t = np.arange(int(seconds * RATE)) / RATE
-    f0 = pitch * (1.0 + 0.15 * np.sin(2 * np.pi * 0.7 * t + rng.uniform(0, 6)))
-    phase = 2 * np.pi * np.cumsum(f0) / RATE
-    tone = sum(np.sin(k * phase) / k for k in range(1, 16))
-    envelope = np.clip(np.sin(2 * np.pi * 4.0 * t), 0.0, None) ** 0.7
-    signal = np.asarray(tone * envelope, dtype=np.float64)
-    return signal * _db(dbfs) / max(1e-9, float(np.sqrt(np.mean(signal**2))))
-
-
-def _music(seconds: float, dbfs: float, rng: np.random.Generator) -> Float:
-    """Held chords that change every 400 ms."""
-    n = int(seconds * RATE)
-    t = np.arange(n) / RATE
-    out = np.zeros(n)
-    step = int(0.4 * RATE)
-    for start in range(0, n, step):
-        root = 220.0 * 2 ** (rng.integers(0, 12) / 12)
-        seg = slice(start, min(n, start + step))
-        for ratio in (1.0, 1.26, 1.5, 2.0):
-            out[seg] += np.sin(2 * np.pi * root * ratio * t[seg])
-    return out * _db(dbfs) / float(np.sqrt(np.mean(out**2)))
-
-
-def _horn(seconds: float, dbfs: float) -> Float:
-    t = np.arange(int(seconds * RATE)) / RATE
-    tone = sum(np.sin(2 * np.pi * 420.0 * k * t) / k for k in range(1, 6))
-    return np.asarray(tone, dtype=np.float64) * _db(dbfs) * 0.6
-
-
-def _place(bed: Float, part: Float, at_s: float) -> None:
-    start = int(at_s * RATE)
-    end = min(bed.size, start + part.size)
-    bed[start:end] += part[: end - start]
-
-
-def _pcm(signal: Float) -> npt.NDArray[np.int16]:
-    return np.clip(np.round(signal * 32768.0), -32768, 32767).astype(np.int16)
-
-
-def _calls() -> dict[str, npt.NDArray[np.int16]]:
-    rng = np.random.default_rng(20261125)
-    quiet = rng.standard_normal(int(7 * RATE)) * _db(-50)
-    _place(quiet, _voice(1.6, -24, rng), 1.2)
-    _place(quiet, _voice(0.6, -40, rng, pitch=210.0), 3.3)  # a distant talker
-    _place(quiet, _voice(2.0, -18, rng), 4.4)  # loud: the AGC cuts and clips back
-    music = _music(9.0, -30, rng) + rng.standard_normal(int(9 * RATE)) * _db(-55)
-    _place(music, _voice(2.5, -14, rng, pitch=180.0), 4.5)
-    street = rng.standard_normal(int(7 * RATE)) * _db(-40)
-    _place(street, _horn(0.9, -22), 1.5)
-    _place(street, _voice(2.2, -26, rng), 3.4)
-    return {"quiet": _pcm(quiet), "music": _pcm(music), "street": _pcm(street)}
-
-
-CALLS = _calls()
-
-
-def _run(
-    gate: SpeechGate, pcm: npt.NDArray[np.int16], chunks: list[int], boost: bool
-) -> list[FrameDecision]:
-    decisions: list[FrameDecision] = []
-    start = 0
-    k = 0
-    while start < pcm.size:
-        size = chunks[k % len(chunks)]
-        k += 1
-        if boost:
-            # An echo guard for 0.6 s of every 2 s, switched between chunks.
-            gate.start_boost_db = 6.0 if (start // FRAME) % 100 >= 70 else 0.0
-        decisions.extend(gate.process_pcm16(pcm[start : start + size]))
-        start += size
-    return decisions
-
-
-def _same(a: FrameDecision, b: FrameDecision) -> list[str]:
-    wrong = []
-    for f in dataclasses.fields(FrameDecision):
-        x, y = getattr(a, f.name), getattr(b, f.name)
-        if isinstance(x, np.ndarray):
-            same = x.dtype == y.dtype and np.array_equal(x, y)
-        elif isinstance(x, float):
-            same = math.isclose(x, y, rel_tol=1e-12, abs_tol=1e-12) or (
-                math.isnan(x) and math.isnan(y)
-            )
+@pytest.mark.parametrize("name", sorted(CALLS))
+def test_music_and_voicing_compute_what_the_plain_formulations_compute(name: str) -> None:
+    fast = MusicDetector(2 * FRAME, residual_held_frames=3)
+    slow = _ReferenceMusic(MusicDetector(2 * FRAME, residual_held_frames=3))
+    voicing = VoicingAnalyzer(2 * FRAME)
+    music_frames = voiced = 0
+    for window in _windows(CALLS[name]):
+        level = 20.0 * math.log10(max(1e-5, float(np.sqrt(np.mean(window[FRAME:] ** 2)))))
+        assert fast.update(window, level) == slow.update(window, level)
+        assert fast.likelihood == pytest.approx(slow.likelihood, rel=1e-12, abs=1e-12)
+        assert fast.last_held_share == pytest.approx(slow.last_held_share, rel=1e-12, abs=1e-12)
+        if slow.last_residual_db is None:
+            assert fast.last_residual_db is None
         else:
-            same = x == y
-        if not same:
-            wrong.append(f"{f.name}: {x!r} vs {y!r}")
-    return wrong
+            assert fast.last_residual_db == pytest.approx(slow.last_residual_db, rel=1e-12)
+        periodicity = voicing.periodicity(window)
+        assert periodicity == pytest.approx(_reference_periodicity(voicing, window), abs=1e-12)
+        music_frames += fast.music
+        voiced += periodicity >= 0.45
+    # The calls must reach the paths under test, or the comparison proves little.
+    assert voiced > 10
+    assert music_frames > 0 if name == "music" else True
 
 
-@pytest.mark.parametrize(
-    ("name", "overrides", "boost"),
-    [
-        ("quiet", {}, False),
-        ("quiet", {}, True),
-        ("music", {}, False),
-        ("music", {"music_residual": False}, False),
-        ("street", {}, False),
-        ("street", {"onset_lookback_ms": 0}, True),
-    ],
-)
-def test_fast_gate_decides_exactly_like_the_reference(
+@pytest.mark.parametrize(("name", "overrides", "boost"), CASES)
+def test_the_gate_decides_as_its_record_says(
     name: str, overrides: dict[str, Any], boost: bool
 ) -> None:
-    pcm = CALLS[name]
-    options = dataclasses.replace(GateOptions(), **overrides)
-    # The live server's 20 ms chunks for the fast gate; ragged chunks for the reference
-    # (the same frames, as the echo guard switches between chunks, when it is on).
-    fast = _run(SpeechGate(options), pcm, [FRAME], boost)
-    slow = _run(reference_gate(options), pcm, [FRAME] if boost else [37, 160, 333, 1, 500], boost)
-    assert len(fast) == len(slow) == pcm.size // FRAME
-    for a, b in zip(fast, slow, strict=True):
-        wrong = _same(a, b)
-        assert not wrong, f"{name} frame {a.index}: {'; '.join(wrong)}"
+    key = case_key(name, overrides, boost)
+    with np.load(RECORD) as record:
+        exact, floats = record[f"{key}|exact"], record[f"{key}|floats"]
+    decisions = decisions_for(name, overrides, boost)
+    assert len(decisions) == len(exact) == CALLS[name].size // FRAME
+    for decision, row, values in zip(decisions, exact, floats, strict=True):
+        assert exact_row(decision) == row, f"{key} frame {decision.index}"
+        np.testing.assert_allclose(
+            float_row(decision), values, rtol=1e-9, atol=1e-9, err_msg=f"{key} {decision.index}"
+        )
     # The calls must reach the paths under test, or the comparison proves little.
-    assert any(d.state.value == "speech" for d in fast)
-    assert any(d.voicing > 0 for d in fast)
-    assert any(d.gain_db not in (0.0,) and d.sent for d in fast)
-    if name == "music" and options.music_residual:
-        assert any(d.music for d in fast)
-        assert any(not math.isnan(d.residual_snr_db) for d in fast)
+    assert any(d.state.value == "speech" for d in decisions)
+    assert any(d.voicing > 0 for d in decisions)
+    assert any(d.gain_db != 0.0 and d.sent for d in decisions)
+
+
+def test_agc_computes_what_the_plain_formulation_computes() -> None:
+    fast, slow = SpeechAgc(), SpeechAgc()
+    reference = _reference_apply(slow)
+    pcm = CALLS["quiet"]
+    rng = np.random.default_rng(4)
+    for k in range(pcm.size // FRAME):
+        frame = pcm[k * FRAME : (k + 1) * FRAME]
+        level, speech = float(rng.uniform(-45, -10)), bool(rng.random() < 0.8)
+        if k % 50 == 0:
+            fast.start_utterance(level)
+            slow.start_utterance(level)
+        audio, gain = fast.apply(frame, level, speech=speech)
+        expected, expected_gain = reference(frame, level, speech=speech)
+        assert np.array_equal(audio, expected), f"frame {k}"
+        assert gain == pytest.approx(expected_gain, rel=1e-12, abs=1e-12)
+
+
+def test_the_gate_decides_the_same_in_any_chunking() -> None:
+    """Ragged chunks give the 20 ms chunks' decisions (the record is made in 20 ms)."""
+    pcm = CALLS["street"]
+    steady = run(SpeechGate(), pcm, [FRAME], boost=False)
+    ragged = run(SpeechGate(), pcm, [37, 160, 333, 1, 500], boost=False)
+    assert [exact_row(d) for d in ragged] == [exact_row(d) for d in steady]
 
 
 def test_int16_scaling_is_exact() -> None:

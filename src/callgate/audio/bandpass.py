@@ -19,7 +19,9 @@ not hold.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -60,58 +62,37 @@ class SpeechBandFilter:
 
     def __init__(self, options: BandpassOptions | None = None) -> None:
         self.options = options or BandpassOptions()
-        o = self.options
-        self._sos = np.asarray(
-            butter(
-                o.order, [o.low_hz, o.high_hz], btype="bandpass", fs=o.sample_rate_hz, output="sos"
-            ),
-            dtype=np.float64,
-        )
-        b, a = sos2tf(self._sos)
-        self._b = np.asarray(b, dtype=np.float64)
-        self._a = np.asarray(a, dtype=np.float64)
-        impulse = np.zeros(4096)
-        impulse[0] = 1.0
-        reference = sosfilt(self._sos, impulse)
-        self.uses_transfer_function = bool(
-            np.max(np.abs(lfilter(self._b, self._a, impulse) - reference)) < 1e-9
-        )
+        design = _design(self.options)
+        self._sos, self._b, self._a = design.sos, design.b, design.a
+        self.uses_transfer_function = design.uses_transfer_function
+        # lfilter's own normalisation, done once.
+        self._b_norm, self._a_norm = design.b_norm, design.a_norm
+        self._compiled = design.compiled
         self._zi_sos: FloatFrame = np.zeros((self._sos.shape[0], 2))
         self._zi_tf: FloatFrame = np.zeros(self._a.size - 1)
-        # lfilter's own normalisation, done once.
-        self._b_norm = self._b / self._a[0]
-        self._a_norm = self._a / self._a[0]
-        self._compiled = self.uses_transfer_function and self._kernel_matches(impulse[:160])
 
     def process(self, signal: FloatFrame) -> FloatFrame:
         """Filter the next piece of the stream."""
         if self._compiled and signal.dtype == _FLOAT64 and signal.ndim == 1:
             out = np.empty(signal.size)
-            _transfer_filter(self._b_norm, self._a_norm, signal, self._zi_tf, out)
+            transfer_filter(self._b_norm, self._a_norm, signal, self._zi_tf, out)
             return out
         if self.uses_transfer_function:
-            out, self._zi_tf = lfilter(self._b, self._a, signal, zi=self._zi_tf)
+            out, final = lfilter(self._b, self._a, signal, zi=self._zi_tf)
+            self._zi_tf[:] = final
         else:
             out, self._zi_sos = sosfilt(self._sos, signal, zi=self._zi_sos)
         return np.asarray(out, dtype=np.float64)
 
-    def _kernel_matches(self, probe: FloatFrame) -> bool:
-        """Does the compiled kernel give exactly what lfilter gives, output and state?"""
-        zi = np.linspace(-0.5, 0.5, self._a.size - 1)
-        signal = np.sin(np.arange(probe.size) * 0.3) + probe
-        ref_out, ref_zf = lfilter(self._b, self._a, signal, zi=zi)
-        out = np.empty(signal.size)
-        _transfer_filter(self._b_norm, self._a_norm, signal, zi, out)
-        return bool(np.array_equal(out, ref_out) and np.array_equal(zi, ref_zf))
-
     def reset(self) -> None:
-        """Start again from rest, as for a new call."""
+        """Start again from rest, as for a new call (the transfer function's state in
+        place: a compiled gate step holds it)."""
         self._zi_sos = np.zeros((self._sos.shape[0], 2))
-        self._zi_tf = np.zeros(self._a.size - 1)
+        self._zi_tf[:] = 0.0
 
 
 @kernel
-def _transfer_filter(
+def transfer_filter(
     b: FloatFrame, a: FloatFrame, signal: FloatFrame, state: FloatFrame, out: FloatFrame
 ) -> None:
     """``lfilter`` (direct form II transposed) with ``b`` and ``a`` already divided by
@@ -124,3 +105,44 @@ def _transfer_filter(
             state[n - 1] = state[n] + x * b[n] - y * a[n]
         state[last - 1] = x * b[last] - y * a[last]
         out[k] = y
+
+
+class _Design(NamedTuple):
+    sos: FloatFrame
+    b: FloatFrame
+    a: FloatFrame
+    b_norm: FloatFrame
+    a_norm: FloatFrame
+    uses_transfer_function: bool
+    compiled: bool
+
+
+@functools.lru_cache(maxsize=16)
+def _design(options: BandpassOptions) -> _Design:
+    """The filter for these options, designed and checked once per process (a millisecond
+    of scipy's design code, which every call's gate would otherwise repeat). Its arrays
+    are shared: nothing may write to them."""
+    o = options
+    sos = np.asarray(
+        butter(o.order, [o.low_hz, o.high_hz], btype="bandpass", fs=o.sample_rate_hz, output="sos"),
+        dtype=np.float64,
+    )
+    b, a = (np.asarray(c, dtype=np.float64) for c in sos2tf(sos))
+    impulse = np.zeros(4096)
+    impulse[0] = 1.0
+    exact = bool(np.max(np.abs(lfilter(b, a, impulse) - sosfilt(sos, impulse))) < 1e-9)
+    b_norm, a_norm = b / a[0], a / a[0]
+    compiled = exact and _kernel_matches(b, a, b_norm, a_norm, impulse[:160])
+    return _Design(sos, b, a, b_norm, a_norm, exact, compiled)
+
+
+def _kernel_matches(
+    b: FloatFrame, a: FloatFrame, b_norm: FloatFrame, a_norm: FloatFrame, probe: FloatFrame
+) -> bool:
+    """Does the compiled kernel give exactly what lfilter gives, output and state?"""
+    zi = np.linspace(-0.5, 0.5, a.size - 1)
+    signal = np.sin(np.arange(probe.size) * 0.3) + probe
+    ref_out, ref_zf = lfilter(b, a, signal, zi=zi)
+    out = np.empty(signal.size)
+    transfer_filter(b_norm, a_norm, signal, zi, out)
+    return bool(np.array_equal(out, ref_out) and np.array_equal(zi, ref_zf))

@@ -24,9 +24,12 @@ MAYBE_SPEECH = GateState.MAYBE_SPEECH
 SPEECH = GateState.SPEECH
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class FrameDecision:
     """The gate's verdict on one analysis frame, with the numbers that led to it.
+
+    Read-only by convention, not frozen: building a frozen dataclass of these 17 fields
+    costs about 2 us, a tenth of the whole gate's frame.
 
     ``audio`` holds the PCM16 samples to send *now*: at a speech onset that is the pre-roll
     (``preroll_frames`` earlier frames) followed by this frame; during speech and hangover it

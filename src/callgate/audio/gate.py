@@ -4,7 +4,9 @@ Per frame (``frame_ms`` of 8 kHz audio): decode, band-filter, measure the level 
 any gain, update the noise floor, compute SNR, detect music (and, under music, the SNR
 between its held notes), step the state machine, then release pre-roll (reaching further
 back where the signal shows the speech began earlier), speech and hangover frames through
-the AGC. Nothing is sent in SILENCE.
+the AGC. Nothing is sent in SILENCE. The stages keep their state in arrays, and the
+frame runs through them as one compiled step (``gate_step``); this class holds the stages,
+builds the decision, and asks the optional listener and confirmer, which run in Python.
 
 Calling protocol: feed audio with :meth:`SpeechGate.process_ulaw` or
 :meth:`SpeechGate.process_pcm16` in chunks of any size. Each call returns one
@@ -16,28 +18,40 @@ clock, so the same audio always gives the same decisions however it was chunked.
 from __future__ import annotations
 
 import math
-from collections import deque
 
 import numpy as np
 import numpy.typing as npt
 
+from callgate.audio import gate_step
 from callgate.audio.agc import SpeechAgc
 from callgate.audio.bandpass import SpeechBandFilter
 from callgate.audio.codec import SAMPLE_RATE_HZ, ulaw_to_pcm16
 from callgate.audio.confirmer import CandidateConfirmer, make_confirmer
-from callgate.audio.decision import SILENCE, SPEECH, FrameDecision, GateState
+from callgate.audio.decision import SPEECH, FrameDecision, GateState
 from callgate.audio.framing import Reframer
-from callgate.audio.gate_options import GateOptions, Thresholds
-from callgate.audio.level import frame_rms, rms_to_dbfs
+from callgate.audio.gate_options import GateOptions
+from callgate.audio.gate_step import gate_analyse, gate_decide, gate_frame
 from callgate.audio.listener import SpeechListener
 from callgate.audio.music import MusicDetector
 from callgate.audio.noise_floor import NoiseFloorTracker
-from callgate.audio.preroll import OnsetRule, PrerollBuffer
-from callgate.audio.state_machine import GateEvent, SpeechStateMachine, machine_recheck
+from callgate.audio.preroll import PrerollBuffer
+from callgate.audio.state_machine import (
+    ASK_CONFIRMER,
+    ASKING,
+    CONFIRMED_BY_CONFIRMER,
+    REASONS,
+    REJECTED_BY_CONFIRMER,
+    STATES,
+    SpeechStateMachine,
+    machine_outcome,
+    machine_recheck,
+)
 from callgate.audio.talker import TalkerLevel
 from callgate.audio.voicing import VoicingAnalyzer
 
 _EMPTY = np.zeros(0, dtype=np.int16)
+_SPEECH_NUMBER = STATES.index(SPEECH)
+FRAME_SAMPLES = 160
 
 
 class SpeechGate:
@@ -67,7 +81,6 @@ class SpeechGate:
         self._max_attempt_frames = max(o.max_attempt_ms // o.frame_ms, 1)
         # One frame more than the evidence: a word's first samples rise inside that frame.
         self._onset_margin = 1
-        self._onset_rule = OnsetRule(o.onset_snr_db, o.onset_dip_frames, o.onset_gap_frames)
         self._preroll = PrerollBuffer(
             o.lookback_frames + self._max_attempt_frames, self._frame_samples
         )
@@ -82,7 +95,140 @@ class SpeechGate:
         self._confirmer: CandidateConfirmer | None = make_confirmer(
             o.confirmer, o.confirmer_threshold, self._frame_samples
         )
+        self._settings = self._step_settings()
+        self._filter_in_step = bool(self._settings[gate_step.USE_FILTER_KERNEL])
+        self._frame_ms = o.frame_ms
+        self._state = np.zeros(gate_step.STATE)
+        self._history = np.zeros(self._window, dtype=np.float64)
+        self._filtered = np.zeros(self._frame_samples)
+        self._levels = np.zeros(self._held_tone_frames)
+        self._out = np.zeros((self._preroll.max_frames + 1) * self._frame_samples, np.int16)
         self.reset()
+        # The stages' arrays, in the order the step kernels take them.
+        f, m, v = self._filter, self._music, self._voicing
+        floor, residual, machine = self._floor, self._residual_floor, self._machine
+        self._floats, bounds = _pack(
+            [
+                (self, "_filtered"),
+                (f, "_b_norm"),
+                (f, "_a_norm"),
+                (f, "_zi_tf"),
+                (self, "_history"),
+                (m, "_window"),
+                (m, "_amplitude"),
+                (m, "_power"),
+                (m, "_picked"),
+                (m, "_scores"),
+                (m, "_actives"),
+                (m, "_counts"),
+                (m, "_settings"),
+                (v, "_lag_scale"),
+                (self, "_levels"),
+                (floor, "state"),
+                (floor, "params"),
+                (floor, "recent"),
+                (floor, "calibration"),
+                (residual, "state"),
+                (residual, "recent"),
+                (residual, "calibration"),
+                (machine, "params"),
+                (self._talker, "state"),
+                (self._talker, "params"),
+                (self._preroll, "snr"),
+                (self._agc, "state"),
+                (self._agc, "params"),
+                (self, "_state"),
+                (self, "_settings"),
+            ]
+        )
+        self._frame_arrays = (
+            self._floats,
+            bounds,
+            m._dilated_runs,
+            m._runs,
+            machine.counters,
+            self._preroll.frames,
+            self._preroll.voiced,
+            self._preroll.counters,
+            self._out,
+        )
+        # The same arrays, for a gate with a confirmer, which takes the frame in halves.
+        self._analyse_arrays = (
+            self._filtered,
+            f._b_norm,
+            f._a_norm,
+            f._zi_tf,
+            self._history,
+            m._window,
+            m._dilated_runs,
+            m._runs,
+            m._amplitude,
+            m._power,
+            m._picked,
+            m._scores,
+            m._actives,
+            m._counts,
+            m._settings,
+            v._lag_scale,
+            floor.state,
+            residual.state,
+            machine.counters,
+            self._levels,
+            self._state,
+            self._settings,
+        )
+        self._decide_arrays = (
+            floor.state,
+            floor.params,
+            floor.recent,
+            floor.calibration,
+            residual.state,
+            residual.recent,
+            residual.calibration,
+            m._counts,
+            machine.counters,
+            machine.params,
+            self._talker.state,
+            self._talker.params,
+            self._preroll.frames,
+            self._preroll.snr,
+            self._preroll.voiced,
+            self._preroll.counters,
+            self._agc.state,
+            self._agc.params,
+            self._state,
+            self._settings,
+            self._out,
+        )
+
+    def _step_settings(self) -> npt.NDArray[np.float64]:
+        """The gate's own settings, as the step kernels read them (``gate_step``)."""
+        o = self.options
+        g = gate_step
+        settings = np.zeros(g.SETTINGS)
+        settings[g.NORMAL_START], settings[g.NORMAL_STOP] = o.normal.start_db, o.normal.stop_db
+        settings[g.MUSIC_START], settings[g.MUSIC_STOP] = o.music.start_db, o.music.stop_db
+        settings[g.HELD_TONE_SHARE] = o.held_tone_share
+        settings[g.HELD_TONE_SPREAD] = o.held_tone_spread_db
+        settings[g.MIN_VOICING] = self._min_voicing
+        settings[g.MUSIC_RESIDUAL] = o.music_residual
+        settings[g.LISTENER_THRESHOLD] = o.listener_threshold
+        settings[g.TONAL_LIMIT] = self._tonal_limit
+        settings[g.ATTEMPT_GAP] = self._attempt_gap_frames
+        settings[g.CONTINUATION] = self._continuation_frames
+        settings[g.MAX_ATTEMPT] = self._max_attempt_frames
+        settings[g.PREROLL_FRAMES] = o.preroll_frames
+        settings[g.LOOKBACK_FRAMES] = o.lookback_frames
+        settings[g.ONSET_MARGIN] = self._onset_margin
+        settings[g.ONSET_SNR] = o.onset_snr_db
+        settings[g.ONSET_DIP] = o.onset_dip_frames
+        settings[g.ONSET_GAP] = o.onset_gap_frames
+        settings[g.VOICING_NFFT] = self._voicing._nfft
+        settings[g.VOICING_MIN_LAG] = self._voicing.min_lag
+        settings[g.MUSIC_NFFT] = self._music._nfft
+        settings[g.MUSIC_LOW] = self._music._band.start
+        settings[g.USE_FILTER_KERNEL] = self._filter._compiled
+        return settings
 
     @property
     def frame_samples(self) -> int:
@@ -125,15 +271,12 @@ class SpeechGate:
         self._agc.reset()
         self._music.reset()
         self._talker.reset()
-        self._history = np.zeros(self._window, dtype=np.float64)
-        self._levels: deque[float] = deque(maxlen=self._held_tone_frames)
+        self._history[:] = 0.0
+        self._state[:] = 0.0
+        self._state[gate_step.CANDIDATE_PEAK] = -200.0
+        self._state[gate_step.CHAIN_UNTIL] = -1.0
+        self._state[gate_step.LAST_SPEECH] = -(10.0**9)
         self._frames = 0
-        self._candidate_peak = -200.0
-        self._attempt_start = 0
-        self._chain_until = -1
-        self._last_speech = -(10**9)
-        self._candidate_open = 0
-        self.frames_sent = 0
         self._frames_listened = 0
         self.start_boost_db = 0.0
         """Extra SNR the start threshold needs, set by the call while the agent speaks
@@ -150,198 +293,77 @@ class SpeechGate:
     def process_pcm16(self, samples: npt.ArrayLike) -> list[FrameDecision]:
         """Feed int16 samples at 8 kHz; one decision per completed frame."""
         pcm = np.asarray(samples, dtype=np.int16).reshape(-1)
+        if pcm.size == self._frame_samples and not self._reframer.pending_samples:
+            return [self._process_frame(pcm)]  # the live case: one 20 ms frame per chunk
         return [self._process_frame(frame) for frame in self._reframer.push(pcm)]
 
-    def _thresholds(self) -> Thresholds:
-        base = self.options.music if self._music.music else self.options.normal
-        if self.start_boost_db == 0.0:
-            return base
-        return Thresholds(base.start_db + self.start_boost_db, base.stop_db)
+    @property
+    def frames_sent(self) -> int:
+        """Frames sent so far, pre-roll included."""
+        return int(self._state[gate_step.FRAMES_SENT])
 
     def _process_frame(self, frame: npt.NDArray[np.int16]) -> FrameDecision:
         index = self._frames
         self._frames += 1
-        # int16 * 2**-15 in one step: exactly astype(float64) / 32768.0, one call fewer.
-        filtered = self._filter.process(np.multiply(frame, 1.0 / 32768.0))
-        self._history = np.concatenate((self._history[filtered.size :], filtered))
-        level = rms_to_dbfs(frame_rms(filtered))
-        noise = self._floor.floor_dbfs
-        level_snr = level - noise if self._floor.frames_seen else 0.0
-        thresholds = self._thresholds()
-        # Music is judged on this frame too, but its thresholds apply from the next one.
-        music_was_on = self._music.music
-        likelihood = self._music.likelihood
-        music = self._music.update(self._history, level)
-        residual_snr = self._residual_snr(music_was_on)
-        # The SNR the thresholds judge: the level's, or the music-removed one when larger.
-        snr = level_snr if residual_snr is None else max(level_snr, residual_snr)
-        # Periodicity costs an FFT: only frames that could matter pay for it.
-        voicing = self._voicing.periodicity(self._history) if snr >= thresholds.stop_db else 0.0
-        self._levels.append(level)
-        if (
-            self._music.last_held_share >= self.options.held_tone_share
-            and max(self._levels) - min(self._levels) <= self.options.held_tone_spread_db
-        ):
-            # A held tone (a horn) is periodic but is not a voice: voices glide and pulse.
-            voicing = 0.0
-        if self._confirmer is not None:
-            self._confirmer.observe(frame)
-        if self._listener is not None:
-            snr, voicing = self._listened(frame, music_was_on, snr, voicing, thresholds)
-        was_silent = self._machine.state is SILENCE
-        distant = not self._talker.holds(level)
-        self._candidate_peak = level if was_silent else max(self._candidate_peak, level)
-        # The agent's echo is voiced too: under the echo guard only the start threshold opens.
-        voiced_start = (
-            self.start_boost_db == 0.0
-            and likelihood < self._tonal_limit
-            and not self._floor.calibrating
-        )
-        step = self._machine.step(
-            snr,
-            thresholds.start_db,
-            thresholds.stop_db,
-            voicing,
-            # The neural second stage, asked once per candidate that passed every DSP rule.
-            self._confirmer.confirm if self._confirmer is not None else None,
-            distant=distant,
-            near=self._near(index),
-            voiced_start=voiced_start,
-            # Not while the floor is still being calibrated: the first frames' SNR is a guess.
-            rise=voiced_start and not self._floor.calibrating,
-        )
-        if step.event is GateEvent.ABOVE_START and was_silent:
-            self._candidate_open = index
-            if index > self._chain_until:
-                self._attempt_start = index
-        if step.event is GateEvent.REJECTED and not step.voiced_candidate:
-            # Unvoiced so far (a long "s" or "f"): the vowel may still come and confirm it.
-            self._chain_until = index + self._attempt_gap_frames
-        # Confirmed speech never teaches the floor; candidates that came to nothing may.
-        self._floor.update(level, speech=step.state is SPEECH, music=music_was_on)
-        residual = self._music.last_residual_db
-        if self.options.music_residual and residual is not None:
-            self._residual_floor.update(residual, speech=step.state is SPEECH, music=music_was_on)
-        if music and not music_was_on:
-            self._floor.rebase()
-            step = self._machine.recheck() or step
-        self._talker.update(
-            level, voiced_speech=step.state is SPEECH and voicing >= self._min_voicing
-        )
-        if step.state is SPEECH:
-            self._last_speech = index
-
-        audio = _EMPTY
-        preroll = 0
-        lookback = 0
-        gain = 0.0
-        sent = step.state is SPEECH
-        if step.event is GateEvent.CONFIRMED:
-            # Seed AGC from the loudest candidate frame, then release pre-roll and this frame.
-            self._agc.start_utterance(self._candidate_peak)
-            attempt = min(index - self._attempt_start, self._max_attempt_frames)
-            reach = self._onset_reach(attempt)
-            held = self._preroll.drain(reach + attempt)
-            preroll = len(held)
-            lookback = max(0, min(reach, preroll - attempt) - self.options.preroll_frames)
-            chunk = np.concatenate([*held, frame]) if held else frame
-            gained, gain = self._agc.apply(chunk, level, speech=True)
-            audio = gained
-        elif step.state is SPEECH:
-            audio, gain = self._agc.apply(frame, level, speech=not step.in_hangover)
+        boost = self.start_boost_db
+        heard = self._heard(frame) if self._listener is not None else math.nan
+        if not self._filter_in_step:
+            # int16 * 2**-15 in one step: exactly astype(float64) / 32768.0.
+            self._filtered[:] = self._filter.process(np.multiply(frame, 1.0 / 32768.0))
+        if self._confirmer is None:
+            analysis, decision = gate_frame(frame, index, boost, heard, *self._frame_arrays)
         else:
-            # For the onset lookback: a syllable is voiced and above stop; one far below the
-            # caller's level is another talker (a TV), and the lookback stops there.
-            syllable = snr >= thresholds.stop_db and voicing >= self._min_voicing
-            caller = self._talker.accepts(level)
-            self._preroll.push(
-                frame, snr, voiced=syllable and caller, foreign=syllable and not caller
+            # The neural second stage, asked once per candidate that passed every DSP rule.
+            self._confirmer.observe(frame)
+            analysis = gate_analyse(frame, *self._analyse_arrays, boost, heard)
+            decision = gate_decide(
+                frame, index, analysis, boost, *self._decide_arrays, ASK_CONFIRMER
             )
-        self.frames_sent += (1 + preroll) if sent else 0
+            if decision[2] == ASKING:
+                said = (
+                    CONFIRMED_BY_CONFIRMER if self._confirmer.confirm() else REJECTED_BY_CONFIRMER
+                )
+                decision = gate_decide(frame, index, analysis, boost, *self._decide_arrays, said)
+        level, noise, level_snr, _, residual_snr, voicing, music, _, _, start, stop = analysis
+        state, _, reason, _, _, preroll, lookback, gain, samples = decision
+        if state < 0:
+            machine_outcome(*decision[:5])  # raises: a move the transition table forbids
+        sent = state == _SPEECH_NUMBER
+        # Positional, in FrameDecision's field order: this runs every 20 ms of every call.
         return FrameDecision(
-            index=index,
-            t_ms=index * self.options.frame_ms,
-            state=step.state,
-            sent=sent,
-            preroll_frames=preroll,
-            snr_db=level_snr,
-            level_dbfs=level,
-            noise_dbfs=noise,
-            music=music,
-            gain_db=gain if sent else 0.0,
-            start_threshold_db=thresholds.start_db,
-            stop_threshold_db=thresholds.stop_db,
-            voicing=voicing,
-            reason=step.reason,
-            audio=audio,
-            lookback_frames=lookback,
-            residual_snr_db=math.nan if residual_snr is None else residual_snr,
+            index,
+            index * self._frame_ms,
+            STATES[state],
+            sent,
+            preroll,
+            level_snr,
+            level,
+            noise,
+            music,
+            gain if sent else 0.0,
+            start,
+            stop,
+            voicing,
+            REASONS[reason],
+            self._out[:samples].copy() if samples else _EMPTY,
+            lookback,
+            residual_snr,
         )
 
-    def _near(self, index: int) -> bool:
-        """Could the current candidate be the caller, by its loudest frame so far?"""
-        if self._talker.accepts(self._candidate_peak):
-            return True
-        opened = index if self._machine.state is SILENCE else self._candidate_open
-        return opened - self._last_speech <= self._continuation_frames and self._talker.continues(
-            self._candidate_peak
-        )
-
-    def _listened(
-        self,
-        frame: npt.NDArray[np.int16],
-        music_on: bool,
-        snr: float,
-        voicing: float,
-        thresholds: Thresholds,
-    ) -> tuple[float, float]:
-        """SNR and voicing, raised where the listener hears speech starting."""
+    def _heard(self, frame: npt.NDArray[np.int16]) -> float:
+        """Silero's speech probability for the frame, or NaN where the listener does not
+        listen: only under a background loud next to the caller (or before the caller is
+        known), under music unless ``noise_listener``; never under the echo guard, since
+        Silero hears the agent's own voice coming back as speech too."""
         assert self._listener is not None
         caller = self._talker.level_dbfs if self._talker.known else None
         loud = caller is None or caller - self._floor.floor_dbfs < self.options.listener_below_db
-        # Not under the echo guard, so Silero does not even run while the agent talks: it
-        # hears the agent's own voice coming back as speech too, and the guard is there so
-        # that only a caller louder than that echo opens the gate.
-        listen = (music_on or self.options.noise_listener) and loud and self.start_boost_db == 0
+        listen = (
+            (self._music.music or self.options.noise_listener) and loud and self.start_boost_db == 0
+        )
         self._frames_listened += listen
         probability = self._listener.hear(frame, listen=listen)
-        # Only to open and confirm: Silero's probability trails off after the words, and
-        # holding speech on it would send the music after them.
-        if (
-            probability is None
-            or probability < self.options.listener_threshold
-            or self._machine.state is SPEECH
-        ):
-            return snr, voicing
-        return max(snr, thresholds.start_db), max(voicing, self._min_voicing)
-
-    def _residual_snr(self, music_on: bool) -> float | None:
-        """The music-removed SNR, when it may open or confirm a candidate; else ``None``.
-
-        Only outside SPEECH: holding speech stays with the level SNR, or every note change
-        after the sentence would keep the gate open.
-        """
-        residual = self._music.last_residual_db
-        if (
-            not self.options.music_residual
-            or not music_on
-            or residual is None
-            or not self._residual_floor.frames_seen
-            or self._machine.state is SPEECH
-        ):
-            return None
-        return residual - self._residual_floor.floor_dbfs
-
-    def _onset_reach(self, attempt: int) -> int:
-        """Frames to send from before the attempt: the pre-roll, or more where the evidence
-        of speech (SNR at or above ``onset_snr_db``) runs back further, up to the lookback."""
-        o = self.options
-        preroll = o.preroll_frames
-        limit = o.lookback_frames
-        if limit <= preroll:
-            return preroll
-        run = self._preroll.evidence_run(attempt, self._onset_rule, limit)
-        return max(preroll, min(limit, run + self._onset_margin))
+        return math.nan if probability is None else probability
 
 
 def compile_gate_kernels() -> None:
@@ -358,6 +380,27 @@ def compile_gate_kernels() -> None:
     pcm = np.concatenate([rng.normal(0.0, 30.0, SAMPLE_RATE_HZ), 3000.0 * voiced])
     gate = SpeechGate()
     gate.process_pcm16(pcm.astype(np.int16))
+    # The two halves a gate with a confirmer takes apart.
+    frame = pcm[:FRAME_SAMPLES].astype(np.int16)
+    analysis = gate_analyse(frame, *gate._analyse_arrays, 0.0, math.nan)
+    gate_decide(frame, 0, analysis, 0.0, *gate._decide_arrays, ASK_CONFIRMER)
     # Only when music starts: the floor's rebase and the machine's re-check.
     gate._floor.rebase()
     machine_recheck(np.array([2, 0, 0, 0, 0, 0, 0, 0, 0], dtype=np.int64))
+
+
+def _pack(
+    owners: list[tuple[object, str]],
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+    """Move each named float array into one shared array, in order, and leave the owner a
+    view of its slice (so the stages go on working on it); returns the shared array and
+    the slices' bounds, as ``gate_step.gate_frame`` takes them (``gate_step.PACKED``)."""
+    arrays = [getattr(owner, name) for owner, name in owners]
+    bounds = np.zeros(len(arrays) + 1, dtype=np.int64)
+    bounds[1:] = np.cumsum([array.size for array in arrays])
+    floats = np.empty(int(bounds[-1]))
+    for (owner, name), array, start, stop in zip(owners, arrays, bounds, bounds[1:], strict=False):
+        view = floats[start:stop]
+        view[:] = array
+        setattr(owner, name, view)
+    return floats, bounds

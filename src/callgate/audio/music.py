@@ -92,10 +92,6 @@ class MusicDetector:
             ],
             dtype=np.float64,
         )
-        self.reset()
-
-    def reset(self) -> None:
-        """Forget everything, as at the start of a new call."""
         bins = self._band.stop - self._band.start
         # Work buffers, reused every frame; the peak runs carry over between analyses.
         self._amplitude = np.zeros(bins)
@@ -109,6 +105,13 @@ class MusicDetector:
         self._scores = np.zeros(self._on_frames)
         self._actives = np.zeros(self._on_frames)
         self._counts = np.zeros(10)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything, as at the start of a new call (in place: a compiled gate
+        step holds these arrays)."""
+        for buffer in (self._runs, self._dilated_runs, self._scores, self._actives, self._counts):
+            buffer[:] = 0
 
     @property
     def likelihood(self) -> float:

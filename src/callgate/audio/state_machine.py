@@ -196,7 +196,7 @@ class SpeechStateMachine:
         """Make the current candidate or speech qualify again; ``None`` if already silent."""
         if self.state is SILENCE:
             return None
-        return _step(*machine_recheck(self.counters))
+        return machine_outcome(*machine_recheck(self.counters))
 
     def step(
         self,
@@ -222,7 +222,7 @@ class SpeechStateMachine:
         """
         args = (snr_db, start_db, stop_db, voicing, distant, voiced_start, near, rise)
         if confirmer is None:
-            return _step(*machine_step(self.counters, self.params, *args, NO_CONFIRMER))
+            return machine_outcome(*machine_step(self.counters, self.params, *args, NO_CONFIRMER))
         before = self.counters.copy()
         outcome = machine_step(self.counters, self.params, *args, ASK_CONFIRMER)
         if outcome[2] == ASKING:
@@ -230,7 +230,7 @@ class SpeechStateMachine:
             self.counters[:] = before
             answer = CONFIRMED_BY_CONFIRMER if confirmer() else REJECTED_BY_CONFIRMER
             outcome = machine_step(self.counters, self.params, *args, answer)
-        return _step(*outcome)
+        return machine_outcome(*outcome)
 
 
 STATES: tuple[GateState, ...] = (SILENCE, MAYBE_SPEECH, SPEECH)
@@ -291,7 +291,9 @@ _STATE, _CANDIDATE, _LOUD, _DIP, _VOICED, _BELOW, _UNVOICED, _SINCE_NEAR, _RISE 
 ) = range(9)
 
 
-def _step(state: int, event: int, reason: int, in_hangover: bool, voiced: bool) -> Step:
+def machine_outcome(state: int, event: int, reason: int, in_hangover: bool, voiced: bool) -> Step:
+    """The :class:`Step` a kernel's outcome describes; raises InvalidTransitionError for a
+    move the table forbids."""
     if state < 0:
         fired = EVENTS[event]
         name = fired.value if fired is not None else "none"

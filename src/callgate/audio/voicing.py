@@ -58,10 +58,10 @@ class VoicingAnalyzer:
     def periodicity(self, window: npt.NDArray[np.float64]) -> float:
         """0 (noise-like) to about 1 (strictly periodic) for one window of filtered audio."""
         if window.size != self.window_samples:
-            return self._periodicity(window)
-        return _periodicity(window, self._nfft, self.min_lag, self._lag_scale)
+            return self._any_size_periodicity(window)
+        return voicing_periodicity(window, self._nfft, self.min_lag, self._lag_scale)
 
-    def _periodicity(self, window: npt.NDArray[np.float64]) -> float:
+    def _any_size_periodicity(self, window: npt.NDArray[np.float64]) -> float:
         centred = window - window.mean()
         spectrum = np.fft.rfft(centred, self._nfft)
         autocorr = np.fft.irfft(spectrum.real**2 + spectrum.imag**2, self._nfft)
@@ -73,7 +73,7 @@ class VoicingAnalyzer:
 
 
 @kernel
-def _periodicity(
+def voicing_periodicity(
     window: npt.NDArray[np.float64], nfft: int, min_lag: int, lag_scale: npt.NDArray[np.float64]
 ) -> float:
     """The largest scaled autocorrelation over the pitch lags, over the energy, in 0..1.
