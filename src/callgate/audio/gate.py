@@ -139,6 +139,8 @@ class SpeechGate:
                 (self._agc, "params"),
                 (self, "_state"),
                 (self, "_settings"),
+                (m, "_fft_in"),
+                (v, "_fft_in"),
             ]
         )
         self._frame_arrays = (
@@ -170,6 +172,8 @@ class SpeechGate:
             m._counts,
             m._settings,
             v._lag_scale,
+            m._fft_in,
+            v._fft_in,
             floor.state,
             residual.state,
             machine.counters,
@@ -223,9 +227,7 @@ class SpeechGate:
         settings[g.ONSET_SNR] = o.onset_snr_db
         settings[g.ONSET_DIP] = o.onset_dip_frames
         settings[g.ONSET_GAP] = o.onset_gap_frames
-        settings[g.VOICING_NFFT] = self._voicing._nfft
         settings[g.VOICING_MIN_LAG] = self._voicing.min_lag
-        settings[g.MUSIC_NFFT] = self._music._nfft
         settings[g.MUSIC_LOW] = self._music._band.start
         settings[g.USE_FILTER_KERNEL] = self._filter._compiled
         return settings

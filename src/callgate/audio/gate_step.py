@@ -66,13 +66,11 @@ Samples = npt.NDArray[np.int16]
     ONSET_SNR,
     ONSET_DIP,
     ONSET_GAP,
-    VOICING_NFFT,
     VOICING_MIN_LAG,
-    MUSIC_NFFT,
     MUSIC_LOW,
     USE_FILTER_KERNEL,
-) = range(24)
-SETTINGS = 24
+) = range(22)
+SETTINGS = 22
 # ... and its state array.
 (
     CANDIDATE_PEAK,
@@ -117,6 +115,8 @@ def gate_analyse(  # noqa: PLR0917 (a kernel takes its buffers as arguments)
     music_counts: Floats,
     music_settings: Floats,
     lag_scale: Floats,
+    music_fft_in: Floats,
+    voicing_fft_in: Floats,
     floor: Floats,
     residual_floor: Floats,
     counters: Ints,
@@ -150,7 +150,7 @@ def gate_analyse(  # noqa: PLR0917 (a kernel takes its buffers as arguments)
         history,
         level,
         taper,
-        int(settings[MUSIC_NFFT]),
+        music_fft_in,
         int(settings[MUSIC_LOW]),
         dilated,
         runs,
@@ -178,7 +178,7 @@ def gate_analyse(  # noqa: PLR0917 (a kernel takes its buffers as arguments)
     voicing = 0.0
     if snr >= stop:
         voicing = voicing_periodicity(
-            history, int(settings[VOICING_NFFT]), int(settings[VOICING_MIN_LAG]), lag_scale
+            history, voicing_fft_in, int(settings[VOICING_MIN_LAG]), lag_scale
         )
     # A held tone (a horn) is periodic but is not a voice: voices glide and pulse.
     head = int(state[LEVELS_HEAD])
@@ -422,6 +422,8 @@ PACKED = (
     "agc_settings",
     "state",
     "settings",
+    "music_fft_in",
+    "voicing_fft_in",
 )
 """The float arrays :func:`gate_frame` takes as consecutive slices of one array, in this
 order: one argument instead of thirty, since numba's call costs about 70 ns an argument."""
@@ -464,6 +466,8 @@ def gate_frame(  # noqa: PLR0917
         f[k[11] : k[12]],
         f[k[12] : k[13]],
         f[k[13] : k[14]],
+        f[k[30] : k[31]],
+        f[k[31] : k[32]],
         f[k[15] : k[16]],
         f[k[19] : k[20]],
         counters,

@@ -105,6 +105,7 @@ class MusicDetector:
         self._scores = np.zeros(self._on_frames)
         self._actives = np.zeros(self._on_frames)
         self._counts = np.zeros(10)
+        self._fft_in = np.zeros(self._nfft)
         self.reset()
 
     def reset(self) -> None:
@@ -125,7 +126,7 @@ class MusicDetector:
             window,
             level_dbfs,
             self._window,
-            self._nfft,
+            self._fft_in,
             self._band.start,
             self._dilated_runs,
             self._runs,
@@ -159,7 +160,7 @@ class MusicDetector:
 def _peaks(  # noqa: PLR0917 (a kernel takes its buffers as arguments)
     window: npt.NDArray[np.float64],
     taper: npt.NDArray[np.float64],
-    nfft: int,
+    fft_in: npt.NDArray[np.float64],
     low: int,
     dilated: npt.NDArray[np.int32],
     runs: npt.NDArray[np.int32],
@@ -172,7 +173,8 @@ def _peaks(  # noqa: PLR0917 (a kernel takes its buffers as arguments)
 ) -> tuple[float, float]:
     """Held-note share of the peak power, and the power between the notes in dB (NaN
     unless ``residual_held``), for one window of audio: the spectrum of ``window * taper``
-    over ``dilated.size`` bins from ``low``. ``dilated`` carries the peak runs from the
+    zero-padded to ``fft_in.size`` (whose tail stays zero), over ``dilated.size`` bins
+    from ``low``. ``dilated`` carries the peak runs from the
     previous analysis and is updated in place.
 
     A peak is a local maximum that stands out by ``prominence`` dB from the bins four
@@ -180,7 +182,10 @@ def _peaks(  # noqa: PLR0917 (a kernel takes its buffers as arguments)
     by one bin, so a peak's run extends the previous runs dilated by one bin.
     """
     # numpy.fft inside a kernel is rocket-fft: the same pocketfft, the same numbers.
-    band = np.fft.rfft(window * taper, nfft)[low : low + dilated.size]
+    # The tapered window, zero-padded to the FFT's length in a buffer kept for it.
+    for i in range(window.size):
+        fft_in[i] = window[i] * taper[i]
+    band = np.fft.rfft(fft_in)[low : low + dilated.size]
     bins = band.size
     # Compared as amplitudes, not dB: x >= y exactly when 20 log10(x) >= 20 log10(y), and
     # a rise of ``prominence`` dB is a factor of 10 ** (prominence / 20).
@@ -239,7 +244,7 @@ def music_update(  # noqa: PLR0917 (a kernel takes its buffers as arguments)
     window: npt.NDArray[np.float64],
     level_dbfs: float,
     taper: npt.NDArray[np.float64],
-    nfft: int,
+    fft_in: npt.NDArray[np.float64],
     low: int,
     dilated: npt.NDArray[np.int32],
     runs: npt.NDArray[np.int32],
@@ -264,7 +269,7 @@ def music_update(  # noqa: PLR0917 (a kernel takes its buffers as arguments)
         held, residual_db = _peaks(
             window,
             taper,
-            nfft,
+            fft_in,
             low,
             dilated,
             runs,

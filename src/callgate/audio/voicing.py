@@ -54,12 +54,14 @@ class VoicingAnalyzer:
         lags = np.arange(self.min_lag, self.max_lag + 1)
         # Unbiased normalisation: fewer products overlap at longer lags.
         self._lag_scale = window_samples / (window_samples - lags)
+        self._fft_in = np.zeros(self._nfft)
+        """The centred window, zero-padded to the FFT's length (the tail stays zero)."""
 
     def periodicity(self, window: npt.NDArray[np.float64]) -> float:
         """0 (noise-like) to about 1 (strictly periodic) for one window of filtered audio."""
         if window.size != self.window_samples:
             return self._any_size_periodicity(window)
-        return voicing_periodicity(window, self._nfft, self.min_lag, self._lag_scale)
+        return voicing_periodicity(window, self._fft_in, self.min_lag, self._lag_scale)
 
     def _any_size_periodicity(self, window: npt.NDArray[np.float64]) -> float:
         centred = window - window.mean()
@@ -74,7 +76,10 @@ class VoicingAnalyzer:
 
 @kernel
 def voicing_periodicity(
-    window: npt.NDArray[np.float64], nfft: int, min_lag: int, lag_scale: npt.NDArray[np.float64]
+    window: npt.NDArray[np.float64],
+    fft_in: npt.NDArray[np.float64],
+    min_lag: int,
+    lag_scale: npt.NDArray[np.float64],
 ) -> float:
     """The largest scaled autocorrelation over the pitch lags, over the energy, in 0..1.
 
@@ -83,7 +88,10 @@ def voicing_periodicity(
     mean is numpy's, with its pairwise sum.
     """
     mean = pairwise_sum(window, 0, window.size) / window.size
-    spectrum = np.fft.rfft(window - mean, nfft)
+    for i in range(window.size):
+        fft_in[i] = window[i] - mean
+    nfft = fft_in.size
+    spectrum = np.fft.rfft(fft_in)
     power = np.empty(spectrum.size)
     for i in range(spectrum.size):
         value = spectrum[i]
