@@ -141,10 +141,19 @@ def render(results: list[DetectorResult], clips: list[Clip], notes: list[str]) -
                 _pct(r.noise_only.sent_share),
                 _pct(r.music_only.sent_share),
                 _pct(r.overall.sent_share),
-                f"{r.cpu_us_per_frame:.0f}",
+                f"{r.cpu_us_per_frame:.1f}",
             ]
         )
-    out += [_table(header, rows), "", "F1 by noise family (clips with speech):", ""]
+    out += [_table(header, rows), ""]
+    silero = next((r for r in results if r.name == "silero-vad"), None)
+    if silero is not None:
+        ratios = ", ".join(
+            f"{r.name} {r.cpu_us_per_frame / silero.cpu_us_per_frame:.3f}"
+            for r in results
+            if r.name.startswith("gate")
+        )
+        out += [f"CPU per frame as a share of Silero VAD's, same run: {ratios}.", ""]
+    out += ["F1 by noise family (clips with speech):", ""]
     fams = [f for f in FAMILY_SNRS if any(f in r.by_family for r in results)]
     rows = [
         [f] + [_num(r.by_family[f].f1) if f in r.by_family else "n/a" for r in results]

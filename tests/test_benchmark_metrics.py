@@ -8,9 +8,12 @@ import numpy as np
 import pytest
 
 from benchmarks.corpus import label_frames, merge_short_gaps
-from benchmarks.detectors import apply_preroll_hangover, with_overrides
+from benchmarks.detectors import FrameGateDetector, apply_preroll_hangover, with_overrides
 from benchmarks.metrics import DetectorResult
 from benchmarks.run_gate_asr_benchmark import last_word_kept
+from callgate.audio import SpeechGate
+from callgate.audio.decision import run_in_frames, sent_mask
+from tests.gate_calls import CALLS
 
 
 def _mask(n: int, *ranges: tuple[int, int]) -> np.ndarray:
@@ -126,3 +129,14 @@ def test_exported_labels_give_back_the_corpus_labels() -> None:
     spans = parse_labels(clip_labels(clip))
     assert len(spans) == 3
     assert np.array_equal(label_mask(spans, 60, 20), labels)
+
+
+def test_the_gate_detector_marks_what_sent_mask_marks() -> None:
+    """The benchmark streams the gate's decisions into its mask instead of keeping them;
+    the mask must be the one ``sent_mask`` draws from all of them (pre-roll included)."""
+    pcm = CALLS["quiet"]
+    streamed = FrameGateDetector("gate", SpeechGate).run(pcm)
+    kept = sent_mask(run_in_frames(SpeechGate(), pcm))
+    assert streamed.sum() > 0
+    assert any(d.preroll_frames for d in run_in_frames(SpeechGate(), pcm))
+    assert np.array_equal(streamed, kept)

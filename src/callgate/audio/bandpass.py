@@ -98,6 +98,9 @@ def transfer_filter(
     """``lfilter`` (direct form II transposed) with ``b`` and ``a`` already divided by
     ``a[0]``, in its C core's order of operations; ``state`` is updated in place."""
     last = b.size - 1
+    if last == 8:  # the default band's order (4 per edge): the state in registers
+        _transfer_filter_8(b, a, signal, state, out)
+        return
     for k in range(signal.size):
         x = signal[k]
         y = state[0] + b[0] * x
@@ -105,6 +108,41 @@ def transfer_filter(
             state[n - 1] = state[n] + x * b[n] - y * a[n]
         state[last - 1] = x * b[last] - y * a[last]
         out[k] = y
+
+
+@kernel
+def _transfer_filter_8(
+    b: FloatFrame, a: FloatFrame, signal: FloatFrame, state: FloatFrame, out: FloatFrame
+) -> None:
+    """:func:`transfer_filter` for 9 coefficients, the same operations in the same order,
+    with the state in local variables (``signal`` and ``out`` may be one array, which
+    otherwise makes every state access go through memory)."""
+    b0, b1, b2, b3, b4, b5, b6, b7, b8 = b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8]
+    a1, a2, a3, a4, a5, a6, a7, a8 = a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8]
+    z0, z1, z2, z3, z4, z5, z6, z7 = (
+        state[0],
+        state[1],
+        state[2],
+        state[3],
+        state[4],
+        state[5],
+        state[6],
+        state[7],
+    )
+    for k in range(signal.size):
+        x = signal[k]
+        y = z0 + b0 * x
+        z0 = z1 + x * b1 - y * a1
+        z1 = z2 + x * b2 - y * a2
+        z2 = z3 + x * b3 - y * a3
+        z3 = z4 + x * b4 - y * a4
+        z4 = z5 + x * b5 - y * a5
+        z5 = z6 + x * b6 - y * a6
+        z6 = z7 + x * b7 - y * a7
+        z7 = x * b8 - y * a8
+        out[k] = y
+    state[0], state[1], state[2], state[3] = z0, z1, z2, z3
+    state[4], state[5], state[6], state[7] = z4, z5, z6, z7
 
 
 class _Design(NamedTuple):
