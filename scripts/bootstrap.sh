@@ -37,3 +37,6 @@ if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
   .venv/bin/python -m pip install -q --no-deps 'pipecat-ai==1.14.0'
   echo "$want" >"$stamp"
 fi
+# The gate's numba kernels: compiled once per checkout (about 20 s), then read from
+# numba's cache beside the modules (a fraction of a second), so no command waits for them.
+.venv/bin/python -c 'from callgate.audio.gate import compile_gate_kernels as c; c()'
