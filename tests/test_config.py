@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from callgate.audio import LegacyEnergyVad, SpeechGate
@@ -117,3 +118,30 @@ def test_every_setting_has_a_row_in_the_readme() -> None:
     rows = "\n".join(line for line in readme.splitlines() if line.startswith("| `"))
     missing = [name.upper() for name in Settings.model_fields if f"`{name.upper()}`" not in rows]
     assert missing == []
+
+
+@pytest.mark.parametrize("frame_ms", [10, 20, 30, 40, 50, 60])
+def test_every_allowed_frame_size_builds_a_gate_that_hears_speech(frame_ms: int) -> None:
+    """AUDIO_FRAME_SIZE_MS other than 20 once failed in gate_options (the talker stage
+    kept 20 ms frames): each allowed size must build a gate that opens on a voice."""
+    durations = {
+        "AUDIO_PREROLL_MS": 200,
+        "AUDIO_ONSET_LOOKBACK_MS": 480,
+        "AUDIO_CONTINUATION_MS": 120,
+        "NOISE_CALIBRATION_MS": 600,
+    }
+    env = {name: str(frame_ms * max(1, round(ms / frame_ms))) for name, ms in durations.items()}
+    env["AUDIO_ONSET_LOOKBACK_MS"] = str(
+        max(int(env["AUDIO_ONSET_LOOKBACK_MS"]), int(env["AUDIO_PREROLL_MS"]))
+    )
+    settings = load_settings({"AUDIO_FRAME_SIZE_MS": str(frame_ms), **env}, env_file=None)
+    gate = settings.build_gate()
+    rng = np.random.default_rng(frame_ms)
+    t = np.arange(3 * 8000) / 8000
+    voice = sum(np.sin(2 * np.pi * 140 * k * t) / k for k in range(1, 8))
+    syllables = np.clip(np.sin(2 * np.pi * 3 * t), 0, None) * (t > 1.2)
+    pcm = (rng.normal(0, 30, t.size) + 2500 * voice * syllables).astype(np.int16)
+    decisions = gate.process_pcm16(pcm)
+    assert len(decisions) == pcm.size // (8 * frame_ms)
+    assert any(d.sent for d in decisions)
+    assert not any(d.sent for d in decisions if d.t_ms < 1000)

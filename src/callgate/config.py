@@ -23,6 +23,7 @@ from callgate.audio.noise_floor import NoiseFloorOptions
 from callgate.audio.silero import missing_message as silero_missing
 from callgate.audio.silero import silero_available
 from callgate.audio.state_machine import StateMachineOptions
+from callgate.audio.talker import TalkerOptions
 
 VadKind = Literal["gate", "legacy"]
 
@@ -546,6 +547,7 @@ class Settings(BaseSettings):
                 word_end_frames=self.audio_word_end_ms // frame,
             ),
             noise=NoiseFloorOptions(frame_ms=frame, calibration_ms=self.noise_calibration_ms),
+            talker=TalkerOptions(frame_ms=frame),
             music_detector=MusicOptions(
                 frame_ms=frame, on_ms=self.music_on_ms, off_ms=self.music_off_ms
             ),
