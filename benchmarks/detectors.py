@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from callgate.audio.codec import pcm16_to_float
+from callgate.audio.decision import mark_sent
 
 FRAME_SAMPLES = 160
 PREROLL_FRAMES = 10
@@ -74,8 +75,7 @@ class FrameGateDetector:
         mask = np.zeros(frames, dtype=np.bool_)
         for k in range(frames):
             for d in gate.process_pcm16(pcm16[k * FRAME_SAMPLES : (k + 1) * FRAME_SAMPLES]):
-                if d.sent:
-                    mask[max(0, d.index - d.preroll_frames) : d.index + 1] = True
+                mark_sent(mask, d)
         return mask
 
 

@@ -144,6 +144,12 @@ def sent_mask(decisions: list[FrameDecision]) -> npt.NDArray[np.bool_]:
     """
     mask = np.zeros(len(decisions), dtype=np.bool_)
     for d in decisions:
-        if d.sent:
-            mask[max(0, d.index - d.preroll_frames) : d.index + 1] = True
+        mark_sent(mask, d)
     return mask
+
+
+def mark_sent(mask: npt.NDArray[np.bool_], decision: FrameDecision) -> None:
+    """Mark in ``mask`` (one entry per frame of the call) what this decision sent: its own
+    frame and the pre-roll flushed with it."""
+    if decision.sent:
+        mask[max(0, decision.index - decision.preroll_frames) : decision.index + 1] = True

@@ -17,7 +17,11 @@ clock, so the same audio always gives the same decisions however it was chunked.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -27,7 +31,7 @@ from callgate.audio.agc import SpeechAgc
 from callgate.audio.bandpass import SpeechBandFilter
 from callgate.audio.codec import SAMPLE_RATE_HZ, ulaw_to_pcm16
 from callgate.audio.confirmer import CandidateConfirmer, make_confirmer
-from callgate.audio.decision import SPEECH, FrameDecision, GateState
+from callgate.audio.decision import FrameDecision, GateState
 from callgate.audio.framing import Reframer
 from callgate.audio.gate_options import GateOptions
 from callgate.audio.gate_step import gate_analyse, gate_decide, gate_frame
@@ -39,18 +43,22 @@ from callgate.audio.state_machine import (
     ASK_CONFIRMER,
     ASKING,
     CONFIRMED_BY_CONFIRMER,
+    IN_SPEECH,
     REASONS,
     REJECTED_BY_CONFIRMER,
     STATES,
     SpeechStateMachine,
+    StateMachineOptions,
     machine_outcome,
-    machine_recheck,
 )
 from callgate.audio.talker import TalkerLevel
 from callgate.audio.voicing import VoicingAnalyzer
 
 _EMPTY = np.zeros(0, dtype=np.int16)
-_SPEECH_NUMBER = STATES.index(SPEECH)
+# The step kernels, called with their arrays spread from the tuples ``_arrays_for`` builds.
+_analyse: Callable[..., gate_step.Analysis] = gate_analyse
+_decide: Callable[..., gate_step.Decision] = gate_decide
+_frame: Callable[..., tuple[gate_step.Analysis, gate_step.Decision]] = gate_frame
 FRAME_SAMPLES = 160
 
 
@@ -104,106 +112,61 @@ class SpeechGate:
         self._levels = np.zeros(self._held_tone_frames)
         self._out = np.zeros((self._preroll.max_frames + 1) * self._frame_samples, np.int16)
         self.reset()
-        # The stages' arrays, in the order the step kernels take them.
+        # The stages' arrays, by the step kernels' parameter names (gate_step).
         f, m, v = self._filter, self._music, self._voicing
-        floor, residual, machine = self._floor, self._residual_floor, self._machine
-        self._floats, bounds = _pack(
-            [
-                (self, "_filtered"),
-                (f, "_b_norm"),
-                (f, "_a_norm"),
-                (f, "_zi_tf"),
-                (self, "_history"),
-                (m, "_window"),
-                (m, "_amplitude"),
-                (m, "_power"),
-                (m, "_picked"),
-                (m, "_scores"),
-                (m, "_actives"),
-                (m, "_counts"),
-                (m, "_settings"),
-                (v, "_lag_scale"),
-                (self, "_levels"),
-                (floor, "state"),
-                (floor, "params"),
-                (floor, "recent"),
-                (floor, "calibration"),
-                (residual, "state"),
-                (residual, "recent"),
-                (residual, "calibration"),
-                (machine, "params"),
-                (self._talker, "state"),
-                (self._talker, "params"),
-                (self._preroll, "snr"),
-                (self._agc, "state"),
-                (self._agc, "params"),
-                (self, "_state"),
-                (self, "_settings"),
-                (m, "_fft_in"),
-                (v, "_fft_in"),
-            ]
-        )
-        self._frame_arrays = (
-            self._floats,
-            bounds,
-            m._dilated_runs,
-            m._runs,
-            machine.counters,
-            self._preroll.frames,
-            self._preroll.voiced,
-            self._preroll.counters,
-            self._out,
-        )
-        # The same arrays, for a gate with a confirmer, which takes the frame in halves.
-        self._analyse_arrays = (
-            self._filtered,
-            f._b_norm,
-            f._a_norm,
-            f._zi_tf,
-            self._history,
-            m._window,
-            m._dilated_runs,
-            m._runs,
-            m._amplitude,
-            m._power,
-            m._picked,
-            m._scores,
-            m._actives,
-            m._counts,
-            m._settings,
-            v._lag_scale,
-            m._fft_in,
-            v._fft_in,
-            floor.state,
-            residual.state,
-            machine.counters,
-            self._levels,
-            self._state,
-            self._settings,
-        )
-        self._decide_arrays = (
-            floor.state,
-            floor.params,
-            floor.recent,
-            floor.calibration,
-            residual.state,
-            residual.recent,
-            residual.calibration,
-            m._counts,
-            machine.counters,
-            machine.params,
-            self._talker.state,
-            self._talker.params,
-            self._preroll.frames,
-            self._preroll.snr,
-            self._preroll.voiced,
-            self._preroll.counters,
-            self._agc.state,
-            self._agc.params,
-            self._state,
-            self._settings,
-            self._out,
-        )
+        floor, residual = self._floor, self._residual_floor
+        talker, preroll, agc = self._talker, self._preroll, self._agc
+        float_owners: dict[str, tuple[object, str]] = {
+            "filtered": (self, "_filtered"),
+            "b": (f, "_b_norm"),
+            "a": (f, "_a_norm"),
+            "zi": (f, "_zi_tf"),
+            "history": (self, "_history"),
+            "taper": (m, "_window"),
+            "amplitude": (m, "_amplitude"),
+            "power": (m, "_power"),
+            "picked": (m, "_picked"),
+            "scores": (m, "_scores"),
+            "actives": (m, "_actives"),
+            "music_counts": (m, "_counts"),
+            "music_settings": (m, "_settings"),
+            "lag_scale": (v, "_lag_scale"),
+            "levels": (self, "_levels"),
+            "floor": (floor, "state"),
+            "floor_settings": (floor, "params"),
+            "floor_recent": (floor, "recent"),
+            "floor_calibration": (floor, "calibration"),
+            "residual_floor": (residual, "state"),
+            "residual_recent": (residual, "recent"),
+            "residual_calibration": (residual, "calibration"),
+            "machine_settings": (self._machine, "params"),
+            "talker": (talker, "state"),
+            "talker_settings": (talker, "params"),
+            "preroll_snr": (preroll, "snr"),
+            "agc": (agc, "state"),
+            "agc_settings": (agc, "params"),
+            "state": (self, "_state"),
+            "settings": (self, "_settings"),
+            "music_fft_in": (m, "_fft_in"),
+            "voicing_fft_in": (v, "_fft_in"),
+        }
+        floats, bounds = _pack([float_owners[name] for name in gate_step.PACKED])
+        arrays = {name: getattr(owner, attr) for name, (owner, attr) in float_owners.items()}
+        arrays |= {
+            "floats": floats,
+            "bounds": bounds,
+            "dilated": m._dilated_runs,
+            "runs": m._runs,
+            "counters": self._machine.counters,
+            "preroll_frames": preroll.frames,
+            "preroll_voiced": preroll.voiced,
+            "preroll_counters": preroll.counters,
+            "out": self._out,
+        }
+        self._frame_arrays = _arrays_for(gate_frame, arrays)
+        # For a gate with a confirmer, which takes the frame in its two halves.
+        self._analyse_arrays = _arrays_for(gate_analyse, arrays)
+        self._decide_arrays = _arrays_for(gate_decide, arrays)
 
     def _step_settings(self) -> npt.NDArray[np.float64]:
         """The gate's own settings, as the step kernels read them (``gate_step``)."""
@@ -313,24 +276,22 @@ class SpeechGate:
             # int16 * 2**-15 in one step: exactly astype(float64) / 32768.0.
             self._filtered[:] = self._filter.process(np.multiply(frame, 1.0 / 32768.0))
         if self._confirmer is None:
-            analysis, decision = gate_frame(frame, index, boost, heard, *self._frame_arrays)
+            analysis, decision = _frame(frame, index, boost, heard, *self._frame_arrays)
         else:
             # The neural second stage, asked once per candidate that passed every DSP rule.
             self._confirmer.observe(frame)
-            analysis = gate_analyse(frame, *self._analyse_arrays, boost, heard)
-            decision = gate_decide(
-                frame, index, analysis, boost, *self._decide_arrays, ASK_CONFIRMER
-            )
+            analysis = _analyse(frame, *self._analyse_arrays, boost, heard)
+            decision = _decide(frame, index, analysis, boost, *self._decide_arrays, ASK_CONFIRMER)
             if decision[2] == ASKING:
                 said = (
                     CONFIRMED_BY_CONFIRMER if self._confirmer.confirm() else REJECTED_BY_CONFIRMER
                 )
-                decision = gate_decide(frame, index, analysis, boost, *self._decide_arrays, said)
+                decision = _decide(frame, index, analysis, boost, *self._decide_arrays, said)
         level, noise, level_snr, _, residual_snr, voicing, music, _, _, start, stop = analysis
         state, _, reason, _, _, preroll, lookback, gain, samples = decision
         if state < 0:
             machine_outcome(*decision[:5])  # raises: a move the transition table forbids
-        sent = state == _SPEECH_NUMBER
+        sent = state == IN_SPEECH
         # Positional, in FrameDecision's field order: this runs every 20 ms of every call.
         return FrameDecision(
             index,
@@ -384,11 +345,24 @@ def compile_gate_kernels() -> None:
     gate.process_pcm16(pcm.astype(np.int16))
     # The two halves a gate with a confirmer takes apart.
     frame = pcm[:FRAME_SAMPLES].astype(np.int16)
-    analysis = gate_analyse(frame, *gate._analyse_arrays, 0.0, math.nan)
-    gate_decide(frame, 0, analysis, 0.0, *gate._decide_arrays, ASK_CONFIRMER)
-    # Only when music starts: the floor's rebase and the machine's re-check.
+    analysis = _analyse(frame, *gate._analyse_arrays, 0.0, math.nan)
+    _decide(frame, 0, analysis, 0.0, *gate._decide_arrays, ASK_CONFIRMER)
+    # Only when music starts: the floor's rebase and the machine's re-check (of speech).
     gate._floor.rebase()
-    machine_recheck(np.array([2, 0, 0, 0, 0, 0, 0, 0, 0], dtype=np.int64))
+    machine = SpeechStateMachine(StateMachineOptions(confirm_frames=1))
+    machine.step(30.0, 8.0, 5.0, 0.9)
+    machine.recheck()
+
+
+def _arrays_for(step: Any, arrays: dict[str, Any]) -> tuple[Any, ...]:
+    """The arrays a step kernel takes, in the order of its parameters: the ones between
+    its leading per-frame arguments and its trailing ones."""
+    return tuple(arrays[name] for name in _parameters(step) if name in arrays)
+
+
+@functools.cache
+def _parameters(step: Any) -> tuple[str, ...]:
+    return tuple(inspect.signature(step.py_func).parameters)
 
 
 def _pack(

@@ -28,10 +28,34 @@ import numpy.typing as npt
 from callgate.audio.agc import agc_apply, agc_start
 from callgate.audio.bandpass import transfer_filter
 from callgate.audio.compiled import kernel
-from callgate.audio.music import music_update
-from callgate.audio.noise_floor import floor_rebase, floor_update
-from callgate.audio.preroll import preroll_evidence, preroll_push
-from callgate.audio.state_machine import ASKING, NO_CONFIRMER, machine_recheck, machine_step
+from callgate.audio.level import frame_rms, rms_to_dbfs
+from callgate.audio.music import (
+    music_held_share,
+    music_likelihood,
+    music_on,
+    music_residual_db,
+    music_update,
+)
+from callgate.audio.noise_floor import (
+    floor_calibrating,
+    floor_heard,
+    floor_level,
+    floor_rebase,
+    floor_update,
+)
+from callgate.audio.preroll import preroll_evidence, preroll_push, preroll_take
+from callgate.audio.state_machine import (
+    ASKING,
+    IN_SILENCE,
+    IN_SPEECH,
+    NO_CONFIRMER,
+    ON_ABOVE_START,
+    ON_CONFIRMED,
+    ON_REJECTED,
+    machine_recheck,
+    machine_state,
+    machine_step,
+)
 from callgate.audio.talker import (
     CONTINUE_MARGIN,
     HOLD_MARGIN,
@@ -84,9 +108,6 @@ SETTINGS = 22
 ) = range(8)
 STATE = 8
 
-# The machine's states and events, by their numbers in its kernels.
-_SILENCE, _SPEECH = 0, 2
-_ABOVE_START, _CONFIRMED, _REJECTED = 1, 2, 3
 
 Analysis = tuple[float, float, float, float, float, float, bool, bool, float, float, float]
 """level, noise floor, level SNR, judged SNR, residual SNR (NaN: none), voicing, music,
@@ -135,17 +156,16 @@ def gate_analyse(  # noqa: PLR0917 (a kernel takes its buffers as arguments)
     # Otherwise the caller has filtered the frame into ``filtered`` (sosfilt).
     history[: history.size - n] = history[n:]
     history[history.size - n :] = filtered
-    rms = math.sqrt(float(np.dot(filtered, filtered)) / n) if n else 0.0
-    level = max(-100.0, 20.0 * math.log10(rms)) if rms > 0.0 else -100.0
-    noise = floor[0]
-    level_snr = level - noise if floor[1] else 0.0
+    level = rms_to_dbfs(frame_rms(filtered))
+    noise = floor_level(floor)
+    level_snr = level - noise if floor_heard(floor) else 0.0
     # Music is judged on this frame too, but its thresholds apply from the next one.
-    music_was_on = music_counts[6] == 1.0
+    music_was_on = music_on(music_counts)
     start = settings[MUSIC_START] if music_was_on else settings[NORMAL_START]
     stop = settings[MUSIC_STOP] if music_was_on else settings[NORMAL_STOP]
     if boost != 0.0:
         start += boost
-    likelihood = music_counts[0] / music_counts[4] if music_counts[4] else 0.0
+    likelihood = music_likelihood(music_counts)
     music = music_update(
         history,
         level,
@@ -168,11 +188,10 @@ def gate_analyse(  # noqa: PLR0917 (a kernel takes its buffers as arguments)
     if (
         settings[MUSIC_RESIDUAL]
         and music_was_on
-        and music_counts[9]
-        and residual_floor[1]
-        and counters[0] != _SPEECH
+        and floor_heard(residual_floor)
+        and machine_state(counters) != IN_SPEECH
     ):
-        residual_snr = music_counts[8] - residual_floor[0]
+        residual_snr = music_residual_db(music_counts) - floor_level(residual_floor)
     snr = level_snr if math.isnan(residual_snr) else max(level_snr, residual_snr)
     # Periodicity costs an FFT: only frames that could matter pay for it.
     voicing = 0.0
@@ -187,13 +206,17 @@ def gate_analyse(  # noqa: PLR0917 (a kernel takes its buffers as arguments)
     state[LEVELS_LENGTH] = min(state[LEVELS_LENGTH] + 1.0, levels.size)
     recent = levels[: int(state[LEVELS_LENGTH])]
     if (
-        music_counts[7] >= settings[HELD_TONE_SHARE]
+        music_held_share(music_counts) >= settings[HELD_TONE_SHARE]
         and recent.max() - recent.min() <= settings[HELD_TONE_SPREAD]
     ):
         voicing = 0.0
     # The listener (Silero, heard in Python) only opens and confirms: its probability
     # trails off after the words, and holding speech on it would send what follows.
-    if not math.isnan(heard) and heard >= settings[LISTENER_THRESHOLD] and counters[0] != _SPEECH:
+    if (
+        not math.isnan(heard)
+        and heard >= settings[LISTENER_THRESHOLD]
+        and machine_state(counters) != IN_SPEECH
+    ):
         snr = max(snr, start)
         voicing = max(voicing, settings[MIN_VOICING])
     return (
@@ -242,12 +265,12 @@ def gate_decide(  # noqa: PLR0917
 ) -> Decision:
     """The second half of a frame: the state machine and everything that follows it."""
     level, _, _, snr, _, voicing, music, music_was_on, likelihood, start, stop = analysis
-    was_silent = counters[0] == _SILENCE
+    was_silent = machine_state(counters) == IN_SILENCE
     distant = not talker_within(talker, talker_settings, level, HOLD_MARGIN)
     peak_before = state[CANDIDATE_PEAK]
     state[CANDIDATE_PEAK] = level if was_silent else max(peak_before, level)
     peak = state[CANDIDATE_PEAK]
-    calibrating = floor[1] < floor_settings[0]
+    calibrating = floor_calibrating(floor, floor_settings)
     # The agent's echo is voiced too: under the echo guard only the start threshold opens.
     voiced_start = boost == 0.0 and likelihood < settings[TONAL_LIMIT] and not calibrating
     # Could the candidate be the caller, by its loudest frame so far?
@@ -280,31 +303,32 @@ def gate_decide(  # noqa: PLR0917
         return new_state, event, reason, in_hangover, voiced_candidate, 0, 0, 0.0, 0
     if new_state < 0:
         return new_state, event, reason, in_hangover, voiced_candidate, 0, 0, 0.0, 0
-    if event == _ABOVE_START and was_silent:
+    if event == ON_ABOVE_START and was_silent:
         state[CANDIDATE_OPEN] = index
         if index > state[CHAIN_UNTIL]:
             state[ATTEMPT_START] = index
-    if event == _REJECTED and not voiced_candidate:
+    if event == ON_REJECTED and not voiced_candidate:
         # Unvoiced so far (a long "s" or "f"): the vowel may still come and confirm it.
         state[CHAIN_UNTIL] = index + settings[ATTEMPT_GAP]
     # Confirmed speech never teaches the floor; candidates that came to nothing may.
-    speech = new_state == _SPEECH
+    speech = new_state == IN_SPEECH
     floor_update(
         floor, floor_settings, floor_recent, floor_calibration, level, speech, music_was_on
     )
-    if settings[MUSIC_RESIDUAL] and music_counts[9]:
+    residual = music_residual_db(music_counts)
+    if settings[MUSIC_RESIDUAL] and not math.isnan(residual):
         floor_update(
             residual_floor,
             floor_settings,
             residual_recent,
             residual_calibration,
-            music_counts[8],
+            residual,
             speech,
             music_was_on,
         )
     if music and not music_was_on:
         floor_rebase(floor, floor_recent)
-        if counters[0] != _SILENCE:
+        if machine_state(counters) != IN_SILENCE:
             new_state, event, reason, in_hangover, voiced_candidate = machine_recheck(counters)
             if new_state < 0:
                 return new_state, event, reason, in_hangover, voiced_candidate, 0, 0, 0.0, 0
@@ -318,23 +342,18 @@ def gate_decide(  # noqa: PLR0917
     lookback = 0
     gain = 0.0
     samples = 0
-    if event == _CONFIRMED:
-        # Seed AGC from the loudest candidate frame, then release pre-roll and this frame.
+    if event == ON_CONFIRMED:
+        # Seed AGC from the loudest candidate frame, then release pre-roll and this frame,
+        # gathered in ``out`` and gained there in place.
         agc_start(agc, agc_settings, state[CANDIDATE_PEAK])
         attempt = min(index - int(state[ATTEMPT_START]), int(settings[MAX_ATTEMPT]))
         reach = _onset_reach(preroll_snr, preroll_voiced, preroll_counters, settings, attempt)
-        held = min(reach + attempt, int(preroll_counters[0]))
-        first = int(preroll_counters[1]) - held
-        slots = preroll_snr.size
-        chunk = np.empty((held + 1) * n, dtype=np.int16)
-        for k in range(held):
-            chunk[k * n : (k + 1) * n] = preroll_frames[(first + k) % slots]
-        chunk[held * n :] = frame
-        preroll_counters[:] = 0
+        held = preroll_take(preroll_frames, preroll_counters, reach + attempt, out)
+        samples = (held + 1) * n
+        out[held * n : samples] = frame
         sent_preroll = held
         lookback = max(0, min(reach, held - attempt) - int(settings[PREROLL_FRAMES]))
-        gain = agc_apply(agc, agc_settings, chunk, level, True, out)
-        samples = chunk.size
+        gain = agc_apply(agc, agc_settings, out[:samples], level, True, out)
     elif speech:
         gain = agc_apply(agc, agc_settings, frame, level, not in_hangover, out)
         samples = n
@@ -427,6 +446,46 @@ PACKED = (
 )
 """The float arrays :func:`gate_frame` takes as consecutive slices of one array, in this
 order: one argument instead of thirty, since numba's call costs about 70 ns an argument."""
+(
+    _FILTERED,
+    _B,
+    _A,
+    _ZI,
+    _HISTORY,
+    _TAPER,
+    _AMPLITUDE,
+    _POWER,
+    _PICKED,
+    _SCORES,
+    _ACTIVES,
+    _MUSIC_COUNTS,
+    _MUSIC_SETTINGS,
+    _LAG_SCALE,
+    _LEVELS,
+    _FLOOR,
+    _FLOOR_SETTINGS,
+    _FLOOR_RECENT,
+    _FLOOR_CALIBRATION,
+    _RESIDUAL_FLOOR,
+    _RESIDUAL_RECENT,
+    _RESIDUAL_CALIBRATION,
+    _MACHINE_SETTINGS,
+    _TALKER,
+    _TALKER_SETTINGS,
+    _PREROLL_SNR,
+    _AGC,
+    _AGC_SETTINGS,
+    _STATE,
+    _SETTINGS,
+    _MUSIC_FFT_IN,
+    _VOICING_FFT_IN,
+) = range(32)
+
+
+@kernel
+def _part(floats: Floats, bounds: Ints, which: int) -> Floats:
+    """The packed array at position ``which`` of :data:`PACKED`."""
+    return floats[bounds[which] : bounds[which + 1]]
 
 
 @kernel
@@ -450,30 +509,30 @@ def gate_frame(  # noqa: PLR0917
     f, k = floats, bounds
     analysis = gate_analyse(
         frame,
-        f[k[0] : k[1]],
-        f[k[1] : k[2]],
-        f[k[2] : k[3]],
-        f[k[3] : k[4]],
-        f[k[4] : k[5]],
-        f[k[5] : k[6]],
+        _part(f, k, _FILTERED),
+        _part(f, k, _B),
+        _part(f, k, _A),
+        _part(f, k, _ZI),
+        _part(f, k, _HISTORY),
+        _part(f, k, _TAPER),
         dilated,
         runs,
-        f[k[6] : k[7]],
-        f[k[7] : k[8]],
-        f[k[8] : k[9]],
-        f[k[9] : k[10]],
-        f[k[10] : k[11]],
-        f[k[11] : k[12]],
-        f[k[12] : k[13]],
-        f[k[13] : k[14]],
-        f[k[30] : k[31]],
-        f[k[31] : k[32]],
-        f[k[15] : k[16]],
-        f[k[19] : k[20]],
+        _part(f, k, _AMPLITUDE),
+        _part(f, k, _POWER),
+        _part(f, k, _PICKED),
+        _part(f, k, _SCORES),
+        _part(f, k, _ACTIVES),
+        _part(f, k, _MUSIC_COUNTS),
+        _part(f, k, _MUSIC_SETTINGS),
+        _part(f, k, _LAG_SCALE),
+        _part(f, k, _MUSIC_FFT_IN),
+        _part(f, k, _VOICING_FFT_IN),
+        _part(f, k, _FLOOR),
+        _part(f, k, _RESIDUAL_FLOOR),
         counters,
-        f[k[14] : k[15]],
-        f[k[28] : k[29]],
-        f[k[29] : k[30]],
+        _part(f, k, _LEVELS),
+        _part(f, k, _STATE),
+        _part(f, k, _SETTINGS),
         boost,
         heard,
     )
@@ -482,26 +541,26 @@ def gate_frame(  # noqa: PLR0917
         index,
         analysis,
         boost,
-        f[k[15] : k[16]],
-        f[k[16] : k[17]],
-        f[k[17] : k[18]],
-        f[k[18] : k[19]],
-        f[k[19] : k[20]],
-        f[k[20] : k[21]],
-        f[k[21] : k[22]],
-        f[k[11] : k[12]],
+        _part(f, k, _FLOOR),
+        _part(f, k, _FLOOR_SETTINGS),
+        _part(f, k, _FLOOR_RECENT),
+        _part(f, k, _FLOOR_CALIBRATION),
+        _part(f, k, _RESIDUAL_FLOOR),
+        _part(f, k, _RESIDUAL_RECENT),
+        _part(f, k, _RESIDUAL_CALIBRATION),
+        _part(f, k, _MUSIC_COUNTS),
         counters,
-        f[k[22] : k[23]],
-        f[k[23] : k[24]],
-        f[k[24] : k[25]],
+        _part(f, k, _MACHINE_SETTINGS),
+        _part(f, k, _TALKER),
+        _part(f, k, _TALKER_SETTINGS),
         preroll_frames,
-        f[k[25] : k[26]],
+        _part(f, k, _PREROLL_SNR),
         preroll_voiced,
         preroll_counters,
-        f[k[26] : k[27]],
-        f[k[27] : k[28]],
-        f[k[28] : k[29]],
-        f[k[29] : k[30]],
+        _part(f, k, _AGC),
+        _part(f, k, _AGC_SETTINGS),
+        _part(f, k, _STATE),
+        _part(f, k, _SETTINGS),
         out,
         NO_CONFIRMER,
     )

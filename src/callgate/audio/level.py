@@ -11,10 +11,13 @@ import math
 import numpy as np
 import numpy.typing as npt
 
+from callgate.audio.compiled import kernel
+
 DBFS_FLOOR = -100.0
 """Level reported for digital silence, in dBFS (full scale = RMS 1.0)."""
 
 
+@kernel
 def frame_rms(signal: npt.NDArray[np.float64]) -> float:
     """Root mean square of a float frame (full scale 1.0)."""
     if signal.size == 0:
@@ -22,6 +25,7 @@ def frame_rms(signal: npt.NDArray[np.float64]) -> float:
     return math.sqrt(float(np.dot(signal, signal)) / signal.size)
 
 
+@kernel
 def rms_to_dbfs(rms: float) -> float:
     """RMS (full scale 1.0) to dBFS, floored at :data:`DBFS_FLOOR`."""
     if rms <= 0.0:

@@ -117,8 +117,7 @@ class MusicDetector:
     @property
     def likelihood(self) -> float:
         """Recent average share of held-note energy, 0..1: how music-like the sound is now."""
-        held_sum, count = self._counts[_HELD_SUM], self._counts[_LENGTH]
-        return float(held_sum / count) if count else 0.0
+        return music_likelihood(self._counts)
 
     def update(self, window: npt.NDArray[np.float64], level_dbfs: float) -> bool:
         """Analyse the newest window; ``level_dbfs`` is the newest frame's level."""
@@ -142,18 +141,19 @@ class MusicDetector:
     @property
     def music(self) -> bool:
         """Music is on: the stricter thresholds apply."""
-        return bool(self._counts[_MUSIC])
+        return music_on(self._counts)
 
     @property
     def last_held_share(self) -> float:
         """The newest frame's share of peak power in held notes."""
-        return float(self._counts[_HELD])
+        return music_held_share(self._counts)
 
     @property
     def last_residual_db(self) -> float | None:
         """Power between the held notes (bins within one of a held peak left out), in dB
         on the spectrum's own scale; ``None`` for a silent frame or when not asked for."""
-        return float(self._counts[_RESIDUAL]) if self._counts[_RESIDUAL_VALID] else None
+        residual = music_residual_db(self._counts)
+        return None if math.isnan(residual) else residual
 
 
 @kernel
@@ -313,4 +313,31 @@ def music_update(  # noqa: PLR0917 (a kernel takes its buffers as arguments)
             counts[_MUSIC] = 0.0
             counts[_QUIET] = 0.0
     counts[_HELD] = held
+    return music_on(counts)
+
+
+# What the rest of the gate reads of the detector's counts, for its compiled step.
+
+
+@kernel
+def music_on(counts: npt.NDArray[np.float64]) -> bool:
+    """Music is on: the stricter thresholds apply."""
     return bool(counts[_MUSIC] == 1.0)
+
+
+@kernel
+def music_likelihood(counts: npt.NDArray[np.float64]) -> float:
+    """The recent average share of held-note energy, 0..1."""
+    return float(counts[_HELD_SUM] / counts[_LENGTH]) if counts[_LENGTH] else 0.0
+
+
+@kernel
+def music_held_share(counts: npt.NDArray[np.float64]) -> float:
+    """The newest frame's share of peak power in held notes."""
+    return float(counts[_HELD])
+
+
+@kernel
+def music_residual_db(counts: npt.NDArray[np.float64]) -> float:
+    """The newest power between the held notes, in dB; NaN when there is none."""
+    return float(counts[_RESIDUAL]) if counts[_RESIDUAL_VALID] else math.nan

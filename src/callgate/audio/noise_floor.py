@@ -112,7 +112,7 @@ class NoiseFloorTracker:
     @property
     def floor_dbfs(self) -> float:
         """The current noise floor, in dBFS."""
-        return float(self.state[_FLOOR])
+        return floor_level(self.state)
 
     @property
     def frames_seen(self) -> int:
@@ -122,7 +122,7 @@ class NoiseFloorTracker:
     @property
     def calibrating(self) -> bool:
         """Still inside the initial calibration period."""
-        return bool(self.state[_SEEN] < self.params[_CALIBRATION_FRAMES])
+        return floor_calibrating(self.state, self.params)
 
     def steady(self) -> bool:
         """Has the level stayed within ``steady_spread_db`` for ``steady_window_ms``?"""
@@ -221,3 +221,22 @@ def floor_rebase(state: npt.NDArray[np.float64], recent: npt.NDArray[np.float64]
     if n:
         state[_FLOOR] = max(state[_FLOOR], recent[:n].min())
     return float(state[_FLOOR])
+
+
+@kernel
+def floor_level(state: npt.NDArray[np.float64]) -> float:
+    """The current noise floor, in dBFS."""
+    return float(state[_FLOOR])
+
+
+@kernel
+def floor_heard(state: npt.NDArray[np.float64]) -> bool:
+    """Has any level been accounted for (so that an SNR against the floor means
+    something)?"""
+    return bool(state[_SEEN] > 0)
+
+
+@kernel
+def floor_calibrating(state: npt.NDArray[np.float64], params: npt.NDArray[np.float64]) -> bool:
+    """Still inside the initial calibration period."""
+    return bool(state[_SEEN] < params[_CALIBRATION_FRAMES])

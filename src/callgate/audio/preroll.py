@@ -89,12 +89,10 @@ class PrerollBuffer:
 
     def drain(self, frames: int | None = None) -> list[npt.NDArray[np.int16]]:
         """Return the newest ``frames`` frames (default all), oldest first; empty the ring."""
-        held = len(self)
-        count = held if frames is None else min(frames, held)
-        first = int(self.counters[_HEAD]) - count
-        kept = [self.frames[(first + k) % self.frames.shape[0]].copy() for k in range(count)]
-        self.clear()
-        return kept
+        wanted = len(self) if frames is None else frames
+        out = np.empty(min(wanted, len(self)) * self.frame_samples, dtype=np.int16)
+        taken = preroll_take(self.frames, self.counters, wanted, out)
+        return list(out.reshape(taken, self.frame_samples))
 
     def clear(self) -> None:
         """Forget everything, e.g. after the frames were sent."""
@@ -165,3 +163,21 @@ def preroll_evidence(  # noqa: PLR0917
             if dip > rule_dip:
                 break
     return run
+
+
+@kernel
+def preroll_take(
+    frames: npt.NDArray[np.int16],
+    counters: npt.NDArray[np.int64],
+    wanted: int,
+    out: npt.NDArray[np.int16],
+) -> int:
+    """Copy the newest ``wanted`` frames (or all there are), oldest first, to the start
+    of ``out``, and empty the ring; returns how many were copied."""
+    count = min(wanted, counters[_LENGTH])
+    size = frames.shape[1]
+    first = counters[_HEAD] - count
+    for k in range(count):
+        out[k * size : (k + 1) * size] = frames[(first + k) % frames.shape[0]]
+    counters[:] = 0
+    return int(count)

@@ -185,7 +185,7 @@ class SpeechStateMachine:
     @property
     def state(self) -> GateState:
         """The current state."""
-        return STATES[int(self.counters[_STATE])]
+        return STATES[machine_state(self.counters)]
 
     @property
     def candidate_frames(self) -> int:
@@ -271,8 +271,10 @@ REASONS: tuple[str, ...] = (
 NO_CONFIRMER, ASK_CONFIRMER, CONFIRMED_BY_CONFIRMER, REJECTED_BY_CONFIRMER = range(4)
 """What ``machine_step`` knows of the second stage: there is none; there is one, ask it
 (the step stops with ``ASKING`` when the DSP rules would confirm); it said yes; it said no."""
-_ABOVE_START, _CONFIRMED, _REJECTED, _HANGOVER_DONE, _RECHECK = range(1, 6)
-_SILENCE, _MAYBE, _SPEECH = range(3)
+ON_ABOVE_START, ON_CONFIRMED, ON_REJECTED, ON_HANGOVER_DONE, ON_RECHECK = range(1, 6)
+"""The events by number, as ``EVENTS`` lists them."""
+IN_SILENCE, IN_MAYBE, IN_SPEECH = range(3)
+"""The states by number, as ``STATES`` lists them."""
 _TABLE = np.full((len(STATES), len(EVENTS)), -1, dtype=np.int64)
 for (_source, _fired), _target in TRANSITIONS.items():
     _TABLE[STATES.index(_source), EVENTS.index(_fired)] = STATES.index(_target)
@@ -329,9 +331,15 @@ def _event(
 
 
 @kernel
+def machine_state(counters: npt.NDArray[np.int64]) -> int:
+    """The current state's number (``STATES``)."""
+    return int(counters[_STATE])
+
+
+@kernel
 def machine_recheck(counters: npt.NDArray[np.int64]) -> Outcome:
     """Drop a candidate or speech back to SILENCE, to qualify again (music started)."""
-    return _event(counters, _RECHECK, _RECHECKED, False, False)
+    return _event(counters, ON_RECHECK, _RECHECKED, False, False)
 
 
 @kernel
@@ -350,22 +358,22 @@ def machine_step(  # noqa: PLR0917 (the rules, as in the module doc)
 ) -> Outcome:
     """One frame of :meth:`SpeechStateMachine.step`, by the rules in the module doc."""
     c, p = counters, params
-    if c[_STATE] == _SILENCE:
+    if c[_STATE] == IN_SILENCE:
         vowel = (
             voiced_start and p[_VOICED_START] > 0 and snr >= stop and voicing >= p[_VOICED_START]
         )
         if snr < start and not vowel:
             c[_RISE] = c[_RISE] + 1 if snr >= stop else 0
-            return _SILENCE, 0, _BELOW_START, False, False
+            return IN_SILENCE, 0, _BELOW_START, False, False
         c[_CANDIDATE] = 0
         c[_LOUD] = min(c[_RISE], int(p[_RISE_FRAMES])) if rise else 0
         c[_RISE] = 0
         c[_DIP] = 0
         c[_VOICED] = 0
-        if not _fire(c, _ABOVE_START):
-            return -c[_STATE] - 1, _ABOVE_START, _CANDIDATE_REASON, False, False
+        if not _fire(c, ON_ABOVE_START):
+            return -c[_STATE] - 1, ON_ABOVE_START, _CANDIDATE_REASON, False, False
         return _candidate(c, p, snr, stop, voicing, near, True, confirmer)
-    if c[_STATE] == _MAYBE:
+    if c[_STATE] == IN_MAYBE:
         return _candidate(c, p, snr, stop, voicing, near, False, confirmer)
     voiced = p[_MIN_VOICING] == 0 or voicing >= p[_MIN_VOICING]
     c[_UNVOICED] = 0 if voiced else c[_UNVOICED] + 1
@@ -373,11 +381,11 @@ def machine_step(  # noqa: PLR0917 (the rules, as in the module doc)
     word_end = c[_SINCE_NEAR] <= p[_WORD_END]
     if snr >= stop and (not distant or word_end) and c[_UNVOICED] <= p[_MAX_UNVOICED]:
         c[_BELOW] = 0
-        return _SPEECH, 0, _SPEECH_REASON, False, False
+        return IN_SPEECH, 0, _SPEECH_REASON, False, False
     c[_BELOW] += 1
     if c[_BELOW] > p[_HANGOVER_FRAMES]:
-        return _event(c, _HANGOVER_DONE, _END_OF_SPEECH, False, False)
-    return _SPEECH, 0, _HANGOVER, True, False
+        return _event(c, ON_HANGOVER_DONE, _END_OF_SPEECH, False, False)
+    return IN_SPEECH, 0, _HANGOVER, True, False
 
 
 @kernel
@@ -395,15 +403,15 @@ def _candidate(  # noqa: PLR0917
     if snr < stop and not fresh:
         c[_DIP] += 1
         if c[_DIP] > p[_DIP_FRAMES]:
-            return _event(c, _REJECTED, _FELL_BELOW_STOP, False, c[_VOICED] == 1)
+            return _event(c, ON_REJECTED, _FELL_BELOW_STOP, False, c[_VOICED] == 1)
         if c[_CANDIDATE] >= p[_MAX_CANDIDATE]:
             return _timeout(c)
-        return _MAYBE, 0, _CANDIDATE_DIP, False, c[_VOICED] == 1
+        return IN_MAYBE, 0, _CANDIDATE_DIP, False, c[_VOICED] == 1
     c[_DIP] = 0
     c[_LOUD] += 1
     if p[_MIN_VOICING] == 0 or voicing >= p[_MIN_VOICING]:
         c[_VOICED] = 1
-    event = _ABOVE_START if fresh else 0
+    event = ON_ABOVE_START if fresh else 0
     if c[_LOUD] >= p[_CONFIRM_FRAMES] and c[_VOICED] == 1 and near:
         if confirmer == ASK_CONFIRMER:
             return c[_STATE], event, ASKING, False, True
@@ -411,15 +419,15 @@ def _candidate(  # noqa: PLR0917
             c[_BELOW] = 0
             c[_UNVOICED] = 0
             c[_SINCE_NEAR] = 0
-            return _event(c, _CONFIRMED, _ONSET, False, False)
-        return _event(c, _REJECTED, _CONFIRMER_REJECTED, False, True)
+            return _event(c, ON_CONFIRMED, _ONSET, False, False)
+        return _event(c, ON_REJECTED, _CONFIRMER_REJECTED, False, True)
     if c[_CANDIDATE] >= p[_MAX_CANDIDATE]:
         return _timeout(c)
-    return _MAYBE, event, _CANDIDATE_REASON, False, c[_VOICED] == 1
+    return IN_MAYBE, event, _CANDIDATE_REASON, False, c[_VOICED] == 1
 
 
 @kernel
 def _timeout(c: npt.NDArray[np.int64]) -> Outcome:
     if c[_VOICED] == 1:
-        return _event(c, _REJECTED, _TOO_DISTANT, False, True)
-    return _event(c, _REJECTED, _NO_VOICING, False, False)
+        return _event(c, ON_REJECTED, _TOO_DISTANT, False, True)
+    return _event(c, ON_REJECTED, _NO_VOICING, False, False)
